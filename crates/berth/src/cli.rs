@@ -1,0 +1,213 @@
+//! The command line, as the brief's CLI contract defines it.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "berth",
+    version,
+    about = "A container network stack: bridge, host and none networks, containers, NAT"
+)]
+pub(crate) struct Cli {
+    /// State directory (berth.db).
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_ROOT",
+        default_value = "/var/lib/berth"
+    )]
+    pub(crate) root: PathBuf,
+    /// Runtime directory (namespaces, container files, locks).
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_RUN_ROOT",
+        default_value = "/run/berth"
+    )]
+    pub(crate) run_root: PathBuf,
+    /// Log filter for stderr (error, warn, info, debug, trace).
+    #[arg(long, global = true, env = "BERTH_LOG", default_value = "warn")]
+    pub(crate) log_level: String,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Command {
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(NetworkCommand),
+    /// Run a command in a new container.
+    Run(RunArgs),
+    /// List containers.
+    Ps(PsArgs),
+    /// Show containers as JSON.
+    Inspect(InspectArgs),
+    /// Run a command inside a container's namespaces.
+    Exec(ExecArgs),
+    /// Show a detached container's output.
+    Logs { container: String },
+    /// Stop containers (SIGTERM, then SIGKILL after the timeout).
+    Stop(StopArgs),
+    /// Remove containers and their network.
+    Rm(RmArgs),
+    /// Reconcile the kernel with berth's state: remove leftovers of crashes.
+    Gc,
+    /// (internal) Supervise a detached container's process.
+    #[command(hide = true)]
+    ContainerShim { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum NetworkCommand {
+    /// Create a network.
+    Create(NetworkCreateArgs),
+    /// List networks.
+    #[command(alias = "list")]
+    Ls(FormatArgs),
+    /// Show networks as JSON.
+    Inspect(NetworkInspectArgs),
+    /// Remove networks.
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(required = true)]
+        networks: Vec<String>,
+    },
+    /// Connect a container to a network.
+    Connect(ConnectArgs),
+    /// Disconnect a container from a network.
+    Disconnect { network: String, container: String },
+    /// Remove every user network without containers.
+    Prune,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct NetworkCreateArgs {
+    /// bridge (default); host and none exist once, built in.
+    #[arg(short, long)]
+    pub(crate) driver: Option<String>,
+    #[arg(long)]
+    pub(crate) subnet: Vec<String>,
+    #[arg(long)]
+    pub(crate) gateway: Vec<String>,
+    #[arg(long)]
+    pub(crate) ip_range: Option<String>,
+    /// No traffic leaves or enters the network except to the host.
+    #[arg(long)]
+    pub(crate) internal: bool,
+    #[arg(long)]
+    pub(crate) ipv6: bool,
+    #[arg(long)]
+    pub(crate) mtu: Option<String>,
+    /// Driver options: bridge_name=NAME, icc=true|false, mtu=N.
+    #[arg(short = 'o', long = "opt")]
+    pub(crate) opt: Vec<String>,
+    #[arg(long)]
+    pub(crate) label: Vec<String>,
+    pub(crate) name: String,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct FormatArgs {
+    #[arg(long, value_enum, default_value = "table")]
+    pub(crate) format: Format,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum JsonFormat {
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct NetworkInspectArgs {
+    #[arg(long, value_enum, default_value = "json")]
+    pub(crate) format: JsonFormat,
+    #[arg(required = true)]
+    pub(crate) networks: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ConnectArgs {
+    #[arg(long)]
+    pub(crate) ip: Option<String>,
+    #[arg(long)]
+    pub(crate) alias: Vec<String>,
+    pub(crate) network: String,
+    pub(crate) container: String,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct RunArgs {
+    /// Run in the background and print the container id.
+    #[arg(short, long)]
+    pub(crate) detach: bool,
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    /// Network to join (repeatable); host and none select those modes.
+    #[arg(long = "network", alias = "net")]
+    pub(crate) networks: Vec<String>,
+    /// Static IPv4 address on the first network.
+    #[arg(long)]
+    pub(crate) ip: Option<String>,
+    #[arg(long = "alias", alias = "network-alias")]
+    pub(crate) aliases: Vec<String>,
+    #[arg(long)]
+    pub(crate) hostname: Option<String>,
+    /// DNS servers for the container's resolv.conf.
+    #[arg(long)]
+    pub(crate) dns: Vec<String>,
+    /// Remove the container when its command exits.
+    #[arg(long)]
+    pub(crate) rm: bool,
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    pub(crate) command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct PsArgs {
+    /// Show exited containers too.
+    #[arg(short, long)]
+    pub(crate) all: bool,
+    #[arg(long, value_enum, default_value = "table")]
+    pub(crate) format: Format,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct InspectArgs {
+    #[arg(long, value_enum, default_value = "json")]
+    pub(crate) format: JsonFormat,
+    #[arg(required = true)]
+    pub(crate) containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ExecArgs {
+    pub(crate) container: String,
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    pub(crate) command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct StopArgs {
+    /// Seconds to wait after SIGTERM before SIGKILL.
+    #[arg(short, long, default_value_t = 10)]
+    pub(crate) time: u64,
+    #[arg(required = true)]
+    pub(crate) containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct RmArgs {
+    /// Kill a running container first; a missing container is not an error.
+    #[arg(short, long)]
+    pub(crate) force: bool,
+    #[arg(required = true)]
+    pub(crate) containers: Vec<String>,
+}

@@ -1,0 +1,57 @@
+//! One module per command; each takes its parsed arguments and an engine.
+
+mod exec;
+mod gc;
+mod inspect;
+mod logs;
+mod network;
+mod ps;
+mod rm;
+mod run;
+mod shim;
+mod stop;
+
+use crate::cli::{Cli, Command};
+use crate::{Failure, Outcome};
+use berth_engine::{Engine, Paths};
+
+/// Runs the parsed command.
+pub(crate) fn dispatch(cli: Cli) -> Result<Outcome, Failure> {
+    let paths = Paths::new(cli.root, cli.run_root);
+    // `run` reports berth's own failures with 125, so it opens the engine itself.
+    if let Command::Run(args) = cli.command {
+        return run::run(paths, args);
+    }
+    let mut engine = Engine::open(paths)?;
+    match cli.command {
+        Command::Network(c) => network::run(&mut engine, c),
+        Command::Ps(a) => ps::run(&mut engine, a),
+        Command::Inspect(a) => inspect::run(&mut engine, a),
+        Command::Exec(a) => exec::run(&mut engine, a),
+        Command::Logs { container } => logs::run(&mut engine, &container),
+        Command::Stop(a) => stop::run(&mut engine, a),
+        Command::Rm(a) => rm::run(&mut engine, a),
+        Command::Gc => gc::run(&mut engine),
+        Command::ContainerShim { id } => shim::run(&mut engine, &id),
+        Command::Run(_) => unreachable!("handled above"),
+    }
+}
+
+/// Runs `f` for every name, printing successes; fails with every error once all were tried.
+pub(crate) fn each(
+    names: &[String],
+    mut f: impl FnMut(&str) -> Result<Option<String>, berth_engine::Error>,
+) -> Result<Outcome, Failure> {
+    let mut errors = Vec::new();
+    for n in names {
+        match f(n) {
+            Ok(Some(out)) => println!("{out}"),
+            Ok(None) => {}
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    match errors.is_empty() {
+        true => Ok(Outcome::Ok),
+        false => Err(anyhow::anyhow!(errors.join("; ")).into()),
+    }
+}

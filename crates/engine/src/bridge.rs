@@ -1,0 +1,133 @@
+//! The bridge driver on this host: a network is "active" while it has endpoints here.
+//!
+//! Activating creates the bridge device, gives it the gateway addresses, brings it up, turns
+//! on forwarding and adds the network's firewall elements. Deactivating (when its last
+//! endpoint goes) removes them again, so a host with no containers carries no berth links.
+//! Both run under the network's lock, so concurrent berth processes agree.
+
+use crate::error::KernelContext;
+use crate::{Error, Result};
+use berth_firewall::{Firewall, NetworkElements};
+use berth_ipam::IpNet;
+use berth_kernel::netlink::Netlink;
+use berth_kernel::sysctl;
+use berth_store::Network;
+
+/// What the host namespace already uses: link names and routed/addressed subnets.
+pub(crate) struct HostView {
+    pub(crate) links: Vec<String>,
+    pub(crate) subnets: Vec<IpNet>,
+}
+
+/// Reads links, routes and addresses of the calling namespace.
+pub(crate) fn host_view() -> Result<HostView> {
+    let mut nl = Netlink::open().op(|| "open netlink socket".into())?;
+    let links = nl.links().op(|| "list links".into())?;
+    let mut subnets: Vec<IpNet> = nl
+        .routes()
+        .op(|| "list routes".into())?
+        .into_iter()
+        .map(|r| r.dst)
+        .filter(|d| d.prefix_len() > 0 && !d.addr().is_loopback())
+        .collect();
+    for a in nl.addresses().op(|| "list addresses".into())? {
+        if let Ok(net) = IpNet::new(a.addr, a.prefix_len) {
+            if !a.addr.is_loopback() && net.prefix_len() > 0 {
+                subnets.push(net.trunc());
+            }
+        }
+    }
+    Ok(HostView {
+        links: links.into_iter().map(|l| l.name).collect(),
+        subnets,
+    })
+}
+
+/// The firewall elements of a bridge network.
+pub(crate) fn elements(net: &Network) -> Option<NetworkElements> {
+    Some(NetworkElements {
+        bridge: net.bridge.clone()?,
+        internal: net.internal,
+        subnets: match net.internal {
+            true => Vec::new(),
+            false => net.subnets.iter().map(|s| s.subnet).collect(),
+        },
+    })
+}
+
+/// Makes the network's bridge exist and work on this host; returns its ifindex and whether
+/// this call created it (so a failed setup can undo exactly that).
+pub(crate) fn activate(nl: &mut Netlink, fw: &Firewall, net: &Network) -> Result<(u32, bool)> {
+    let name = net
+        .bridge
+        .as_deref()
+        .ok_or_else(|| Error::Invalid(format!("network {} has no bridge", net.name)))?;
+    if let Some(link) = nl
+        .link_by_name(name)
+        .op(|| format!("look up bridge {name}"))?
+    {
+        if link.kind.as_deref() != Some("bridge") {
+            return Err(Error::Conflict(format!(
+                "interface {name} exists on the host but is not a bridge: remove it or recreate network {} with another bridge_name",
+                net.name
+            )));
+        }
+        return Ok((link.index, false));
+    }
+    let index = nl
+        .create_bridge(name, net.mtu)
+        .op(|| format!("create bridge {name} for network {}", net.name))?;
+    let configured = configure(nl, fw, net, name, index);
+    if let Err(e) = configured {
+        let _ = nl.delete_link(index);
+        return Err(e);
+    }
+    Ok((index, true))
+}
+
+fn configure(nl: &mut Netlink, fw: &Firewall, net: &Network, name: &str, index: u32) -> Result<()> {
+    for s in &net.subnets {
+        nl.add_address(index, s.gateway, s.subnet.prefix_len())
+            .op(|| format!("add gateway {} to bridge {name}", s.gateway))?;
+    }
+    nl.set_up(index).op(|| format!("bring bridge {name} up"))?;
+    sysctl::write("net/ipv4/ip_forward", "1").op(|| "enable IPv4 forwarding".into())?;
+    if let Some(el) = elements(net) {
+        fw.add_network(&el)?;
+    }
+    Ok(())
+}
+
+/// Removes the network's bridge and firewall elements from this host; returns every failure.
+/// Already-absent pieces are not failures.
+pub(crate) fn deactivate(net: &Network) -> Vec<String> {
+    let mut errors = Vec::new();
+    let Some(name) = net.bridge.as_deref() else {
+        return errors;
+    };
+    match Netlink::open() {
+        Ok(mut nl) => match nl.link_by_name(name) {
+            Ok(Some(link)) if link.kind.as_deref() == Some("bridge") => {
+                if let Err(e) = nl.delete_link(link.index) {
+                    if !e.is_not_found() {
+                        errors.push(format!("delete bridge {name}: {e}"));
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(e) => errors.push(format!("look up bridge {name}: {e}")),
+        },
+        Err(e) => errors.push(format!("open netlink socket: {e}")),
+    }
+    if let Some(el) = elements(net) {
+        match Firewall::locate() {
+            Ok(fw) => {
+                if let Err(e) = fw.remove_network(&el) {
+                    errors.push(e.to_string());
+                }
+            }
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    errors
+}

@@ -1,0 +1,255 @@
+//! `run`'s first half: validate, record, and build the container's network.
+
+use crate::endpoint;
+use crate::error::KernelContext;
+use crate::files;
+use crate::ids::{format_mac, mac_for, name_for, new_id, now};
+use crate::validate;
+use crate::{Engine, Error, Result};
+use berth_firewall::Firewall;
+use berth_ipam::{self as ipam, SubnetSpec};
+use berth_kernel::{netlink::Netlink, netns};
+use berth_store::{Container, ContainerState, Endpoint, EndpointAddress, Network, NetworkMode};
+use std::net::IpAddr;
+
+/// What `berth run` asks for.
+#[derive(Clone, Debug, Default)]
+pub struct RunRequest {
+    pub name: Option<String>,
+    /// Network names or ids; empty means the default `bridge`.
+    pub networks: Vec<String>,
+    /// Static IPv4 address on the first network.
+    pub ip: Option<String>,
+    pub aliases: Vec<String>,
+    pub hostname: Option<String>,
+    pub dns: Vec<String>,
+    pub auto_remove: bool,
+    pub command: Vec<String>,
+}
+
+struct Checked {
+    id: String,
+    name: String,
+    hostname: String,
+    mode: NetworkMode,
+    networks: Vec<Network>,
+    ip: Option<IpAddr>,
+}
+
+fn check(engine: &mut Engine, req: &RunRequest) -> Result<Checked> {
+    if req.command.is_empty() {
+        return Err(Error::Invalid("no command given to run".into()));
+    }
+    let id = new_id();
+    let name = req.name.clone().unwrap_or_else(|| name_for(&id));
+    validate::name("container", &name)?;
+    let hostname = req.hostname.clone().unwrap_or_else(|| id[..12].to_string());
+    validate::hostname(&hostname)?;
+    for a in &req.aliases {
+        validate::name("alias", a)?;
+    }
+    for d in &req.dns {
+        ipam::parse_ip(d)?;
+    }
+    let ip = req.ip.as_deref().map(ipam::parse_ip).transpose()?;
+    let refs = match req.networks.is_empty() {
+        true => vec![crate::network::DEFAULT_NETWORK.to_string()],
+        false => req.networks.clone(),
+    };
+    let mut networks: Vec<Network> = Vec::new();
+    for r in &refs {
+        let net = crate::network::find(engine, r)?;
+        if networks.iter().any(|n| n.id == net.id) {
+            return Err(Error::Invalid(format!("network {} given twice", net.name)));
+        }
+        networks.push(net);
+    }
+    let special = networks.iter().find(|n| n.driver != "bridge");
+    let mode = match special {
+        Some(n) if networks.len() > 1 => {
+            return Err(Error::Invalid(format!(
+                "network {} ({} mode) cannot be combined with other networks",
+                n.name, n.driver
+            )))
+        }
+        Some(n) => NetworkMode::parse(&n.driver).unwrap_or(NetworkMode::None),
+        None => NetworkMode::Bridge,
+    };
+    if mode != NetworkMode::Bridge && (ip.is_some() || !req.aliases.is_empty()) {
+        return Err(Error::Invalid(format!(
+            "--ip and --alias need a bridge network, not {} mode",
+            mode.as_str()
+        )));
+    }
+    Ok(Checked {
+        id,
+        name,
+        hostname,
+        mode,
+        networks: match mode {
+            NetworkMode::Bridge => networks,
+            _ => Vec::new(),
+        },
+        ip,
+    })
+}
+
+fn specs(net: &Network) -> Vec<SubnetSpec> {
+    net.subnets
+        .iter()
+        .map(|s| SubnetSpec {
+            subnet: s.subnet,
+            gateway: s.gateway,
+            range: s.range,
+        })
+        .collect()
+}
+
+/// Allocates addresses for a new endpoint of `container_id` on `net` inside a write
+/// transaction: the static `ip` if given (it must fit one of the subnets), else the lowest
+/// free address of each subnet.
+pub(crate) fn plan_endpoint(
+    tx: &berth_store::Tx<'_>,
+    container_id: &str,
+    net: &Network,
+    ifname: String,
+    ip: Option<IpAddr>,
+    aliases: &[String],
+) -> Result<Endpoint> {
+    let used = tx.used_addresses(&net.id)?;
+    let specs = specs(net);
+    let mut addresses = Vec::new();
+    if let Some(ip) = ip {
+        let i = ipam::subnet_for(&specs, ip).ok_or_else(|| {
+            Error::Invalid(format!(
+                "address {ip} is outside the subnets of network {} ({})",
+                net.name,
+                specs
+                    .iter()
+                    .map(|s| s.subnet.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+        ipam::check_static(&specs[i], ip, &used).map_err(|e| match e {
+            ipam::Error::InUse { .. } => Error::Conflict(format!(
+                "address {ip} is already in use on network {}",
+                net.name
+            )),
+            other => Error::Ipam(other),
+        })?;
+    }
+    for s in &specs {
+        let addr = match ip.filter(|a| s.subnet.contains(a)) {
+            Some(a) => a,
+            None => ipam::allocate(s, &used)?,
+        };
+        addresses.push(EndpointAddress {
+            addr,
+            prefix_len: s.subnet.prefix_len(),
+            gateway: Some(s.gateway),
+        });
+    }
+    let id = new_id();
+    let first_v4 = addresses.iter().map(|a| a.addr).find(IpAddr::is_ipv4);
+    Ok(Endpoint {
+        host_ifname: format!("bth{}", &id[..11]),
+        id,
+        container_id: container_id.to_string(),
+        network_id: net.id.clone(),
+        ifname,
+        mac: format_mac(mac_for(first_v4)),
+        aliases: aliases.to_vec(),
+        addresses,
+    })
+}
+
+/// Creates a container and its network (not its process). All or nothing.
+pub fn create(engine: &mut Engine, req: &RunRequest) -> Result<Container> {
+    let c = check(engine, req)?;
+    let fw = match c.networks.is_empty() {
+        true => None,
+        false => Some(Firewall::locate()?),
+    };
+    let netns_path = (c.mode != NetworkMode::Host).then(|| engine.paths.netns(&c.id));
+    let container = Container {
+        id: c.id.clone(),
+        name: c.name.clone(),
+        hostname: c.hostname.clone(),
+        command: req.command.clone(),
+        mode: c.mode,
+        netns: netns_path.as_ref().map(|p| p.display().to_string()),
+        pid: None,
+        pid_start: None,
+        state: ContainerState::Created,
+        exit_code: None,
+        auto_remove: req.auto_remove,
+        dns: req.dns.clone(),
+        created: now(),
+        started: None,
+        finished: None,
+    };
+    let endpoints = engine.store.write(|tx| -> Result<Vec<Endpoint>> {
+        if tx.container(&c.name)?.is_some_and(|o| o.name == c.name) {
+            return Err(Error::Conflict(format!(
+                "container name {} is already in use",
+                c.name
+            )));
+        }
+        tx.insert_container(&container)?;
+        let mut eps = Vec::new();
+        for (i, net) in c.networks.iter().enumerate() {
+            let ip = if i == 0 { c.ip } else { None };
+            let ep = plan_endpoint(tx, &c.id, net, format!("eth{i}"), ip, &req.aliases)?;
+            tx.insert_endpoint(&ep)?;
+            eps.push(ep);
+        }
+        Ok(eps)
+    })?;
+    if let Err(e) = build(engine, &c, &container, &endpoints, fw.as_ref()) {
+        let _ = super::remove::teardown(engine, &container, &endpoints);
+        return Err(e);
+    }
+    Ok(container)
+}
+
+/// The kernel and file side of `create`.
+fn build(
+    engine: &mut Engine,
+    c: &Checked,
+    container: &Container,
+    endpoints: &[Endpoint],
+    fw: Option<&Firewall>,
+) -> Result<()> {
+    if let Some(path) = &container.netns {
+        let path = std::path::Path::new(path);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).op(|| format!("create {}", dir.display()))?;
+        }
+        netns::create(path).op(|| format!("create network namespace {}", path.display()))?;
+        let ns = netns::open(path).op(|| format!("open network namespace {}", path.display()))?;
+        let mut inner = Netlink::open_in(&ns).op(|| "open netlink socket in container".into())?;
+        if let Some(lo) = inner.link_by_name("lo").op(|| "look up lo".into())? {
+            inner.set_up(lo.index).op(|| "bring lo up".into())?;
+        }
+        // The default route goes via the first network that lets traffic out.
+        let routed = c.networks.iter().position(|n| !n.internal);
+        for (i, (ep, net)) in endpoints.iter().zip(&c.networks).enumerate() {
+            let default_route = Some(i) == routed;
+            let fw = fw.expect("bridge endpoints come with a firewall");
+            endpoint::attach(&engine.paths, fw, net, ep, &ns, default_route)?;
+        }
+    }
+    let addrs: Vec<IpAddr> = endpoints
+        .iter()
+        .flat_map(|e| e.addresses.iter().map(|a| a.addr))
+        .collect();
+    files::write(
+        &engine.paths.container_dir(&container.id),
+        &container.hostname,
+        &container.name,
+        &addrs,
+        &container.dns,
+    )?;
+    Ok(())
+}

@@ -1,0 +1,67 @@
+//! Container verbs: create (with its network), start, exec, stop, remove, connect.
+//!
+//! A container is a process in its own network, UTS and mount namespaces; the host's
+//! filesystem stays visible. Its network namespace is a file under `<run-root>/netns` that
+//! outlives the process until the container is removed, so `exec` works after it exits.
+
+mod connect;
+mod create;
+mod process;
+mod remove;
+
+pub use connect::{connect, disconnect};
+pub use create::{create, RunRequest};
+pub use process::{exec_command, exit_code, record_exit, start, Stdio3};
+pub use remove::{remove, stop};
+
+use crate::{Engine, Error, Result};
+use berth_kernel::process as kproc;
+use berth_store::{Container, ContainerState, Endpoint};
+
+/// Finds a container by name, id or id prefix.
+pub fn find(engine: &mut Engine, reference: &str) -> Result<Container> {
+    engine
+        .store
+        .read(|tx| -> Result<_> { Ok(tx.container(reference)?) })?
+        .ok_or_else(|| Error::NotFound {
+            kind: "container",
+            name: reference.to_string(),
+        })
+}
+
+/// All containers with their endpoints.
+pub fn list(engine: &mut Engine) -> Result<Vec<(Container, Vec<Endpoint>)>> {
+    engine.store.read(|tx| -> Result<_> {
+        let mut out = Vec::new();
+        for c in tx.containers()? {
+            let eps = tx.endpoints_of_container(&c.id)?;
+            out.push((c, eps));
+        }
+        Ok(out)
+    })
+}
+
+/// The container's endpoints.
+pub fn endpoints(engine: &mut Engine, id: &str) -> Result<Vec<Endpoint>> {
+    engine
+        .store
+        .read(|tx| -> Result<_> { Ok(tx.endpoints_of_container(id)?) })
+}
+
+/// True when the container's recorded process is alive (and is still the same process).
+pub fn is_running(c: &Container) -> bool {
+    c.state == ContainerState::Running
+        && match (c.pid, c.pid_start) {
+            (Some(pid), Some(start)) => kproc::is_alive(pid, start),
+            _ => false,
+        }
+}
+
+/// The state to show: a `running` row whose process is gone (its supervisor was killed)
+/// shows as `exited`.
+pub fn live_state(c: &Container) -> ContainerState {
+    match c.state {
+        ContainerState::Running if !is_running(c) => ContainerState::Exited,
+        s => s,
+    }
+}

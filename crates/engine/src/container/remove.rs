@@ -1,0 +1,126 @@
+//! `stop` and `rm`: ending a container's process and tearing down its network.
+
+use crate::endpoint;
+use crate::{Engine, Error, Result};
+use berth_kernel::{netns, process as kproc};
+use berth_store::{Container, Endpoint};
+use std::time::{Duration, Instant};
+
+/// Waits up to `timeout` for the container's process to end.
+fn wait_dead(c: &Container, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while super::is_running(c) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+/// Sends SIGTERM, waits up to `timeout`, then SIGKILL. Stopping a stopped container is fine.
+pub fn stop(engine: &mut Engine, reference: &str, timeout: Duration) -> Result<String> {
+    let c = super::find(engine, reference)?;
+    if !super::is_running(&c) {
+        return Ok(c.name);
+    }
+    let pid = c.pid.expect("a running container has a pid");
+    let _ = kproc::kill(pid, libc::SIGTERM);
+    if !wait_dead(&c, timeout) {
+        let _ = kproc::kill(pid, libc::SIGKILL);
+        if !wait_dead(&c, Duration::from_secs(10)) {
+            return Err(Error::Conflict(format!(
+                "container {} (pid {pid}) did not stop after SIGKILL",
+                c.name
+            )));
+        }
+    }
+    wait_recorded(engine, &c.id);
+    Ok(c.name)
+}
+
+/// Gives the container's supervisor a moment to record the exit status it saw.
+fn wait_recorded(engine: &mut Engine, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        match super::find(engine, id) {
+            Ok(c) if c.state == berth_store::ContainerState::Running => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            _ => return,
+        }
+    }
+}
+
+/// Removes a container: its process (with `force`), endpoints, namespace, files and row.
+/// With `force`, a container that does not exist is not an error (as `docker rm -f`).
+/// Returns the removed container's name, or `None` when there was nothing to remove.
+pub fn remove(engine: &mut Engine, reference: &str, force: bool) -> Result<Option<String>> {
+    let c = match super::find(engine, reference) {
+        Ok(c) => c,
+        Err(Error::NotFound { .. }) if force => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if super::is_running(&c) {
+        if !force {
+            return Err(Error::Conflict(format!(
+                "container {} is running: stop it first or use rm -f",
+                c.name
+            )));
+        }
+        let pid = c.pid.expect("a running container has a pid");
+        let _ = kproc::kill(pid, libc::SIGKILL);
+        if !wait_dead(&c, Duration::from_secs(10)) {
+            return Err(Error::Conflict(format!(
+                "container {} (pid {pid}) did not die after SIGKILL",
+                c.name
+            )));
+        }
+    }
+    let eps = super::endpoints(engine, &c.id)?;
+    teardown(engine, &c, &eps)?;
+    Ok(Some(c.name))
+}
+
+/// Removes everything of a container, going on past failures; reports all of them.
+/// Works when the namespace file or the namespace itself is already gone.
+pub(crate) fn teardown(engine: &mut Engine, c: &Container, eps: &[Endpoint]) -> Result<()> {
+    let mut errors = Vec::new();
+    for ep in eps {
+        let net = engine
+            .store
+            .read(|tx| -> Result<_> { Ok(tx.network(&ep.network_id)?) });
+        match net {
+            Ok(Some(net)) => {
+                errors.extend(endpoint::detach(&engine.paths, &mut engine.store, &net, ep))
+            }
+            Ok(None) => errors.push(format!(
+                "network {} of endpoint {} is gone",
+                ep.network_id, ep.host_ifname
+            )),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if let Some(p) = &c.netns {
+        if let Err(e) = netns::remove(std::path::Path::new(p)) {
+            errors.push(format!("remove network namespace {p}: {e}"));
+        }
+    }
+    let dir = engine.paths.container_dir(&c.id);
+    match std::fs::remove_dir_all(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            errors.push(format!("remove {}: {e}", dir.display()))
+        }
+        _ => {}
+    }
+    if let Err(e) = engine
+        .store
+        .write(|tx| -> Result<()> { Ok(tx.delete_container(&c.id)?) })
+    {
+        errors.push(e.to_string());
+    }
+    match errors.is_empty() {
+        true => Ok(()),
+        false => Err(Error::Incomplete(errors)),
+    }
+}

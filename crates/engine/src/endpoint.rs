@@ -1,0 +1,143 @@
+//! One endpoint: a veth pair from a network's bridge into a container's namespace.
+//!
+//! `attach` leaves either a working endpoint or nothing; `detach` removes what it can and
+//! deactivates the network on this host when its last endpoint goes.
+
+use crate::bridge;
+use crate::error::KernelContext;
+use crate::ids::parse_mac;
+use crate::lock::Lock;
+use crate::{Error, Paths, Result};
+use berth_firewall::Firewall;
+use berth_kernel::netlink::Netlink;
+use berth_store::{Endpoint, Network, Store};
+use std::fs::File;
+use std::net::IpAddr;
+
+/// Creates the endpoint's kernel objects (and the network's, when it is the first here).
+pub(crate) fn attach(
+    paths: &Paths,
+    fw: &Firewall,
+    net: &Network,
+    ep: &Endpoint,
+    netns: &File,
+    default_route: bool,
+) -> Result<()> {
+    let _lock = Lock::exclusive(&paths.network_lock(&net.id))?;
+    let mut nl = Netlink::open().op(|| "open netlink socket".into())?;
+    let (bridge_index, created) = bridge::activate(&mut nl, fw, net)?;
+    if let Err(e) = veth(&mut nl, net, ep, netns, bridge_index, default_route) {
+        let _ = nl.delete_link_by_name(&ep.host_ifname);
+        if created {
+            bridge::deactivate(net);
+        }
+        return Err(e);
+    }
+    Ok(())
+}
+
+fn veth(
+    nl: &mut Netlink,
+    net: &Network,
+    ep: &Endpoint,
+    netns: &File,
+    bridge_index: u32,
+    default_route: bool,
+) -> Result<()> {
+    let what = || format!("{} of network {}", ep.host_ifname, net.name);
+    let index = nl
+        .create_veth(
+            &ep.host_ifname,
+            &ep.ifname,
+            netns,
+            net.mtu,
+            parse_mac(&ep.mac),
+        )
+        .op(|| format!("create veth {}", what()))?;
+    nl.set_master(index, bridge_index)
+        .op(|| format!("attach veth {} to its bridge", what()))?;
+    if !net.icc {
+        nl.set_port_isolated(index, true)
+            .op(|| format!("isolate bridge port {}", what()))?;
+    }
+    nl.set_up(index)
+        .op(|| format!("bring veth {} up", what()))?;
+
+    let mut inner = Netlink::open_in(netns).op(|| "open netlink socket in container".into())?;
+    let link = inner
+        .link_by_name(&ep.ifname)
+        .op(|| format!("look up {} in container", ep.ifname))?
+        .ok_or_else(|| Error::Invalid(format!("{} vanished from the container", ep.ifname)))?;
+    for a in &ep.addresses {
+        inner
+            .add_address(link.index, a.addr, a.prefix_len)
+            .op(|| format!("add address {}/{} to {}", a.addr, a.prefix_len, ep.ifname))?;
+    }
+    inner
+        .set_up(link.index)
+        .op(|| format!("bring {} up in container", ep.ifname))?;
+    if default_route {
+        let gw = ep
+            .addresses
+            .iter()
+            .find_map(|a| a.gateway.filter(|g| matches!(g, IpAddr::V4(_))));
+        if let Some(gw) = gw {
+            inner
+                .add_route(
+                    "0.0.0.0/0".parse().expect("constant"),
+                    Some(gw),
+                    Some(link.index),
+                )
+                .op(|| format!("add default route via {gw}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// True when the namespace already has an IPv4 default route.
+pub(crate) fn has_default_route(netns: &File) -> Result<bool> {
+    let mut inner = Netlink::open_in(netns).op(|| "open netlink socket in container".into())?;
+    let routes = inner.routes().op(|| "list container routes".into())?;
+    Ok(routes
+        .iter()
+        .any(|r| r.dst.prefix_len() == 0 && matches!(r.dst.addr(), IpAddr::V4(_))))
+}
+
+/// Removes the endpoint's host side (its peer goes with it) and its row (releasing its
+/// addresses), and the network's bridge and firewall elements when no other endpoint of that
+/// network remains. Returns every failure.
+pub(crate) fn detach(
+    paths: &Paths,
+    store: &mut Store,
+    net: &Network,
+    ep: &Endpoint,
+) -> Vec<String> {
+    let mut errors = Vec::new();
+    let _lock = match Lock::exclusive(&paths.network_lock(&net.id)) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            errors.push(e.to_string());
+            None
+        }
+    };
+    match Netlink::open() {
+        Ok(mut nl) => {
+            if let Err(e) = nl.delete_link_by_name(&ep.host_ifname) {
+                errors.push(format!("delete veth {}: {e}", ep.host_ifname));
+            }
+        }
+        Err(e) => errors.push(format!("open netlink socket: {e}")),
+    }
+    // Release the endpoint's row and count the others under the lock, so that of two
+    // endpoints leaving at once, the second sees the first gone and removes the bridge.
+    let others = store.write(|tx| -> Result<usize> {
+        tx.delete_endpoint(&ep.id)?;
+        Ok(tx.endpoints_of_network(&net.id)?.len())
+    });
+    match others {
+        Ok(0) => errors.extend(bridge::deactivate(net)),
+        Ok(_) => {}
+        Err(e) => errors.push(e.to_string()),
+    }
+    errors
+}

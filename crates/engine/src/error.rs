@@ -1,0 +1,61 @@
+//! The engine's error type: what a user is told, classified so each door can map it.
+
+/// What went wrong, in words a user can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A named object does not exist.
+    #[error("{kind} {name} not found")]
+    NotFound { kind: &'static str, name: String },
+    /// The request conflicts with existing state (duplicate name, in use, taken address).
+    #[error("{0}")]
+    Conflict(String),
+    /// The request itself is malformed.
+    #[error("{0}")]
+    Invalid(String),
+    /// berth lacks the privileges it needs.
+    #[error("berth must run as root (it needs CAP_NET_ADMIN and CAP_SYS_ADMIN): run it with sudo")]
+    NotRoot,
+    #[error(transparent)]
+    Ipam(#[from] berth_ipam::Error),
+    #[error(transparent)]
+    Store(#[from] berth_store::Error),
+    #[error(transparent)]
+    Firewall(#[from] berth_firewall::Error),
+    /// The kernel refused an operation.
+    #[error("{op}: {source}")]
+    Kernel {
+        op: String,
+        #[source]
+        source: berth_kernel::Error,
+    },
+    /// A file operation failed.
+    #[error("{op}: {source}")]
+    Io {
+        op: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Teardown went on past failures; these are all of them.
+    #[error("{}", .0.join("; "))]
+    Incomplete(Vec<String>),
+}
+
+/// Result with the engine's error.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Wraps kernel errors with the operation they interrupted.
+pub(crate) trait KernelContext<T> {
+    fn op(self, op: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> KernelContext<T> for std::result::Result<T, berth_kernel::Error> {
+    fn op(self, op: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| Error::Kernel { op: op(), source })
+    }
+}
+
+impl<T> KernelContext<T> for std::io::Result<T> {
+    fn op(self, op: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| Error::Io { op: op(), source })
+    }
+}

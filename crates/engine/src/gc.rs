@@ -1,0 +1,87 @@
+//! `berth gc`: reconcile this host's kernel state and files with the store.
+//!
+//! Leftovers of a crash are found by berth's naming (host veth ends `bth…`, bridges of
+//! networks the store knows, namespace files and container directories under `<run-root>`)
+//! and removed; nothing that berth did not name is touched.
+
+use crate::bridge;
+use crate::error::KernelContext;
+use crate::ids::now;
+use crate::{container, Engine, Result};
+use berth_firewall::Firewall;
+use berth_kernel::{netlink::Netlink, netns};
+use berth_store::ContainerState;
+use std::collections::BTreeSet;
+
+pub(crate) fn run(engine: &mut Engine) -> Result<Vec<String>> {
+    let mut done = Vec::new();
+    // 1. Containers whose supervisor died: record the exit; honour --rm.
+    for (c, _) in container::list(engine)? {
+        if c.state == ContainerState::Running && !container::is_running(&c) {
+            let at = now();
+            engine
+                .store
+                .write(|tx| -> Result<()> { Ok(tx.set_exited(&c.id, -1, &at)?) })?;
+            done.push(format!("container {}: marked exited", c.name));
+            if c.auto_remove {
+                container::remove(engine, &c.id, true)?;
+                done.push(format!("container {}: removed (--rm)", c.name));
+            }
+        }
+    }
+    let (networks, endpoints, containers) = engine
+        .store
+        .read(|tx| -> Result<_> { Ok((tx.networks()?, tx.all_endpoints()?, tx.containers()?)) })?;
+    // 2. Links: veth host ends no endpoint owns; bridges of networks without endpoints.
+    let owned: BTreeSet<&str> = endpoints.iter().map(|e| e.host_ifname.as_str()).collect();
+    let mut nl = Netlink::open().op(|| "open netlink socket".into())?;
+    for link in nl.links().op(|| "list links".into())? {
+        if link.name.starts_with("bth") && !owned.contains(link.name.as_str()) {
+            nl.delete_link(link.index)
+                .op(|| format!("delete stale veth {}", link.name))?;
+            done.push(format!("link {}: removed (no endpoint)", link.name));
+        }
+    }
+    let fw = Firewall::locate().ok();
+    for net in networks.iter().filter(|n| n.bridge.is_some()) {
+        let active = endpoints.iter().any(|e| e.network_id == net.id);
+        let name = net.bridge.as_deref().unwrap_or_default();
+        let present = nl
+            .link_by_name(name)
+            .op(|| format!("look up {name}"))?
+            .is_some();
+        if !active && present {
+            let errors = bridge::deactivate(net);
+            done.push(format!("bridge {name}: removed (no endpoint)"));
+            if !errors.is_empty() {
+                return Err(crate::Error::Incomplete(errors));
+            }
+        } else if active {
+            // Re-assert the network's firewall elements (a flush may have taken them).
+            if let (Some(fw), Some(el)) = (&fw, bridge::elements(net)) {
+                fw.add_network(&el)?;
+            }
+        }
+    }
+    // 3. Namespace files and container directories that no container owns.
+    let ids: BTreeSet<&str> = containers.iter().map(|c| c.id.as_str()).collect();
+    for dir in [engine.paths.netns_dir(), engine.paths.containers_dir()] {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if ids.contains(name.as_str()) {
+                continue;
+            }
+            let path = entry.path();
+            if dir == engine.paths.netns_dir() {
+                netns::remove(&path).op(|| format!("remove {}", path.display()))?;
+            } else {
+                std::fs::remove_dir_all(&path).op(|| format!("remove {}", path.display()))?;
+            }
+            done.push(format!("{}: removed (no container)", path.display()));
+        }
+    }
+    Ok(done)
+}

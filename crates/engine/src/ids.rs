@@ -1,0 +1,135 @@
+//! Identifiers, generated names, MAC addresses and timestamps.
+
+use std::io::Read;
+use std::net::IpAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// 32 random bytes as 64 lower-case hex characters.
+pub(crate) fn new_id() -> String {
+    let mut buf = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .expect("/dev/urandom is readable on Linux");
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+const ADJECTIVES: &[&str] = &[
+    "brave", "calm", "eager", "fond", "gentle", "happy", "jolly", "keen", "lucid", "merry",
+    "nifty", "proud", "quiet", "sharp", "swift", "tender", "upbeat", "vivid", "witty", "zen",
+];
+const NOUNS: &[&str] = &[
+    "anchor", "buoy", "canal", "delta", "estuary", "fjord", "harbor", "inlet", "jetty", "keel",
+    "lagoon", "mooring", "pier", "quay", "reef", "slip", "tide", "wharf", "sound", "strait",
+];
+
+/// A readable name like `calm_harbor_3f2a` derived from an id.
+pub(crate) fn name_for(id: &str) -> String {
+    let b = |i: usize| usize::from_str_radix(&id[i..i + 2], 16).unwrap_or(0);
+    format!(
+        "{}_{}_{}",
+        ADJECTIVES[b(0) % ADJECTIVES.len()],
+        NOUNS[b(2) % NOUNS.len()],
+        &id[4..8]
+    )
+}
+
+/// A locally administered unicast MAC: Docker's `02:42` + the IPv4 address, else random.
+pub(crate) fn mac_for(addr: Option<IpAddr>) -> [u8; 6] {
+    match addr {
+        Some(IpAddr::V4(v4)) => {
+            let o = v4.octets();
+            [0x02, 0x42, o[0], o[1], o[2], o[3]]
+        }
+        _ => {
+            let id = new_id();
+            let mut mac = [0u8; 6];
+            for (i, m) in mac.iter_mut().enumerate() {
+                *m = u8::from_str_radix(&id[i * 2..i * 2 + 2], 16).unwrap_or(0);
+            }
+            mac[0] = (mac[0] & 0xfe) | 0x02;
+            mac
+        }
+    }
+}
+
+/// `aa:bb:cc:dd:ee:ff`.
+pub(crate) fn format_mac(mac: [u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff`.
+pub(crate) fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let parts: Vec<_> = s.split(':').collect();
+    if parts.len() != 6 {
+        return None;
+    }
+    let mut mac = [0u8; 6];
+    for (m, p) in mac.iter_mut().zip(parts) {
+        if p.len() != 2 {
+            return None;
+        }
+        *m = u8::from_str_radix(p, 16).ok()?;
+    }
+    Some(mac)
+}
+
+/// The current time in RFC 3339 (UTC, seconds).
+pub(crate) fn now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    rfc3339(secs)
+}
+
+fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_64_hex_and_distinct() {
+        let (a, b) = (new_id(), new_id());
+        assert_eq!(a.len(), 64);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn mac_follows_docker_for_ipv4() {
+        let mac = mac_for(Some("172.17.0.2".parse().unwrap()));
+        assert_eq!(format_mac(mac), "02:42:ac:11:00:02");
+        assert_eq!(parse_mac("02:42:ac:11:00:02"), Some(mac));
+        let random = mac_for(None);
+        assert_eq!(random[0] & 0x03, 0x02, "locally administered unicast");
+    }
+
+    #[test]
+    fn rfc3339_known_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_795_000_000), "2026-11-18T09:46:40Z");
+    }
+}

@@ -1,0 +1,60 @@
+//! The berth engine: networks, containers and their endpoints, driven by every door.
+//!
+//! The engine turns requests ("create network web", "run this command on networks a and b")
+//! into store rows, kernel objects and firewall elements, and undoes them. It owns the
+//! ordering rules of the brief: validate every input before touching anything; setup is
+//! all-or-nothing (a failure undoes what was done and leaves no link, address, element, IP
+//! reservation or row behind); teardown is best effort, idempotent and reports every failure.
+//!
+//! Kernel access goes through `berth-kernel` (netlink, namespaces, process isolation), state
+//! through `berth-store`, address arithmetic through `berth-ipam`, nftables through
+//! `berth-firewall`. The engine never spawns `ip`, `bridge` or `sysctl`.
+//!
+//! Layout: [`network`] (create, list, remove, connect), [`container`] (run, stop, rm, exec),
+//! `bridge` (the bridge driver: activating a network on this host), `endpoint` (one veth
+//! attachment), `gc` (reconcile kernel and store), [`view`] (inspect JSON).
+
+mod bridge;
+pub mod container;
+mod endpoint;
+mod error;
+mod files;
+mod gc;
+mod ids;
+mod lock;
+pub mod network;
+mod paths;
+mod validate;
+pub mod view;
+
+pub use error::{Error, Result};
+pub use paths::Paths;
+
+use berth_store::Store;
+
+/// An open engine: the state store plus the directories of this berth "host".
+pub struct Engine {
+    paths: Paths,
+    store: Store,
+}
+
+impl Engine {
+    /// Opens the store under `paths.root` and makes sure the built-in networks exist.
+    pub fn open(paths: Paths) -> Result<Engine> {
+        validate::require_root()?;
+        let store = Store::open(&paths.root)?;
+        let mut engine = Engine { paths, store };
+        network::ensure_builtin(&mut engine)?;
+        Ok(engine)
+    }
+
+    /// The directories this engine works in.
+    pub fn paths(&self) -> &Paths {
+        &self.paths
+    }
+
+    /// Reconciles the kernel with the store; returns what was removed.
+    pub fn gc(&mut self) -> Result<Vec<String>> {
+        gc::run(self)
+    }
+}

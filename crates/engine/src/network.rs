@@ -1,0 +1,373 @@
+//! Network verbs: create, list, inspect, remove, prune, and the built-in networks.
+
+use crate::bridge;
+use crate::ids::{new_id, now};
+use crate::validate;
+use crate::{Engine, Error, Result};
+use berth_ipam::{self as ipam, IpNet, SubnetSpec};
+use berth_store::{Network, SubnetRow};
+use std::collections::BTreeMap;
+
+/// The default network: name, bridge device, subnet and gateway (as Docker's `docker0`).
+pub const DEFAULT_NETWORK: &str = "bridge";
+pub const DEFAULT_BRIDGE: &str = "berth0";
+const DEFAULT_SUBNET: &str = "172.17.0.0/16";
+
+/// A `network create` request, as typed by the user (validated by [`create`]).
+#[derive(Clone, Debug, Default)]
+pub struct CreateRequest {
+    pub name: String,
+    pub driver: Option<String>,
+    pub subnets: Vec<String>,
+    pub gateways: Vec<String>,
+    pub ip_range: Option<String>,
+    pub internal: bool,
+    pub ipv6: bool,
+    pub mtu: Option<String>,
+    /// `KEY=VALUE` driver options.
+    pub options: Vec<String>,
+    /// `KEY=VALUE` labels.
+    pub labels: Vec<String>,
+}
+
+/// Options of the bridge driver, under berth's short key or Docker's long one.
+const OPT_BRIDGE_NAME: [&str; 2] = ["bridge_name", "com.docker.network.bridge.name"];
+const OPT_ICC: [&str; 2] = ["icc", "com.docker.network.bridge.enable_icc"];
+const OPT_MTU: [&str; 2] = ["mtu", "com.docker.network.driver.mtu"];
+
+fn key_value(what: &str, s: &str) -> Result<(String, String)> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(Error::Invalid(format!(
+            "invalid {what} {s:?}: use KEY=VALUE"
+        ))),
+    }
+}
+
+/// Makes sure `bridge`, `host` and `none` exist in the store.
+pub(crate) fn ensure_builtin(engine: &mut Engine) -> Result<()> {
+    let present = engine
+        .store
+        .read(|tx| -> Result<usize> { Ok(tx.networks()?.iter().filter(|n| n.builtin).count()) })?;
+    if present == 3 {
+        return Ok(());
+    }
+    engine.store.write(|tx| -> Result<()> {
+        for (name, driver) in [
+            (DEFAULT_NETWORK, "bridge"),
+            ("host", "host"),
+            ("none", "none"),
+        ] {
+            if tx.network(name)?.is_some() {
+                continue;
+            }
+            let subnets = match driver {
+                "bridge" => {
+                    let subnet: IpNet = DEFAULT_SUBNET.parse().expect("constant subnet");
+                    let spec = ipam::subnet_spec(subnet, None, None)?;
+                    vec![SubnetRow {
+                        subnet: spec.subnet,
+                        gateway: spec.gateway,
+                        range: spec.range,
+                    }]
+                }
+                _ => Vec::new(),
+            };
+            tx.insert_network(&Network {
+                id: new_id(),
+                name: name.to_string(),
+                driver: driver.to_string(),
+                bridge: (driver == "bridge").then(|| DEFAULT_BRIDGE.to_string()),
+                internal: false,
+                icc: true,
+                mtu: None,
+                ipv6: false,
+                builtin: true,
+                options: BTreeMap::new(),
+                labels: BTreeMap::new(),
+                subnets,
+                created: now(),
+            })?;
+        }
+        Ok(())
+    })
+}
+
+/// Validated settings of a new bridge network, before a subnet is chosen.
+struct BridgeSettings {
+    bridge: Option<String>,
+    icc: bool,
+    mtu: Option<u32>,
+    options: BTreeMap<String, String>,
+    labels: BTreeMap<String, String>,
+}
+
+fn settings(req: &CreateRequest) -> Result<BridgeSettings> {
+    validate::name("network", &req.name)?;
+    match req.driver.as_deref().unwrap_or("bridge") {
+        "bridge" => {}
+        d @ ("host" | "none") => {
+            return Err(Error::Invalid(format!(
+                "only one {d:?} network can exist: use the built-in network {d}"
+            )))
+        }
+        "overlay" => {
+            return Err(Error::Invalid(
+                "driver \"overlay\" needs a cluster store, which this version of berth does not support yet: use the bridge driver".into(),
+            ))
+        }
+        d => {
+            return Err(Error::Invalid(format!(
+                "unknown driver {d:?}: use bridge, host or none"
+            )))
+        }
+    }
+    if req.ipv6 {
+        return Err(Error::Invalid(
+            "IPv6 networks are not supported by this version of berth yet: leave out --ipv6".into(),
+        ));
+    }
+    let mut out = BridgeSettings {
+        bridge: None,
+        icc: true,
+        mtu: req.mtu.as_deref().map(validate::mtu).transpose()?,
+        options: BTreeMap::new(),
+        labels: BTreeMap::new(),
+    };
+    for o in &req.options {
+        let (k, v) = key_value("option", o)?;
+        if OPT_BRIDGE_NAME.contains(&k.as_str()) {
+            validate::ifname(&v)?;
+            out.bridge = Some(v.clone());
+        } else if OPT_ICC.contains(&k.as_str()) {
+            out.icc = validate::boolean(&k, &v)?;
+        } else if OPT_MTU.contains(&k.as_str()) {
+            if out.mtu.is_some_and(|m| Some(m) != validate::mtu(&v).ok()) {
+                return Err(Error::Invalid(format!("option {k}={v} contradicts --mtu")));
+            }
+            out.mtu = Some(validate::mtu(&v)?);
+        } else {
+            return Err(Error::Invalid(format!(
+                "unknown option {k:?} for the bridge driver: use bridge_name, icc or mtu"
+            )));
+        }
+        out.options.insert(k, v);
+    }
+    for l in &req.labels {
+        let (k, v) = key_value("label", l)?;
+        out.labels.insert(k, v);
+    }
+    Ok(out)
+}
+
+/// Subnets given by the user, checked; `None` when the default pools should choose.
+fn explicit_subnets(req: &CreateRequest) -> Result<Vec<SubnetSpec>> {
+    if req.gateways.len() > req.subnets.len() {
+        return Err(Error::Invalid(
+            "every --gateway needs a --subnet to belong to".into(),
+        ));
+    }
+    if req.ip_range.is_some() && req.subnets.is_empty() {
+        return Err(Error::Invalid("--ip-range needs a --subnet".into()));
+    }
+    let range = req
+        .ip_range
+        .as_deref()
+        .map(ipam::parse_subnet)
+        .transpose()?;
+    let mut specs = Vec::new();
+    for (i, s) in req.subnets.iter().enumerate() {
+        let subnet = ipam::parse_subnet(s)?;
+        if !matches!(subnet, IpNet::V4(_)) {
+            return Err(Error::Invalid(format!(
+                "subnet {subnet} is IPv6, which this version of berth does not support yet"
+            )));
+        }
+        let gateway = req.gateways.get(i).map(|g| ipam::parse_ip(g)).transpose()?;
+        let r = range.filter(|r| subnet.contains(r));
+        specs.push(ipam::subnet_spec(subnet, gateway, r)?);
+    }
+    if let Some(r) = range {
+        if !specs.iter().any(|s| s.range == Some(r)) {
+            return Err(Error::Invalid(format!(
+                "ip range {r} is not inside any of the subnets"
+            )));
+        }
+    }
+    for (i, a) in specs.iter().enumerate() {
+        for b in &specs[i + 1..] {
+            if a.subnet.contains(&b.subnet.network()) || b.subnet.contains(&a.subnet.network()) {
+                return Err(Error::Conflict(format!(
+                    "subnet {} overlaps subnet {}",
+                    a.subnet, b.subnet
+                )));
+            }
+        }
+    }
+    Ok(specs)
+}
+
+/// Creates a network. Nothing changes when any input is bad.
+pub fn create(engine: &mut Engine, req: &CreateRequest) -> Result<Network> {
+    let set = settings(req)?;
+    let explicit = explicit_subnets(req)?;
+    let id = new_id();
+    let bridge_name = set
+        .bridge
+        .clone()
+        .unwrap_or_else(|| format!("br-{}", &id[..12]));
+    // What the host already routes: auto-chosen subnets must not collide with it, and a
+    // chosen bridge name must not belong to some other interface.
+    let host = bridge::host_view()?;
+    if set.bridge.is_some() && host.links.contains(&bridge_name) {
+        return Err(Error::Conflict(format!(
+            "interface {bridge_name} already exists on the host: choose another bridge_name"
+        )));
+    }
+    engine.store.write(|tx| -> Result<Network> {
+        let existing = tx.networks()?;
+        if existing.iter().any(|n| n.name == req.name) {
+            return Err(Error::Conflict(format!(
+                "network {} already exists",
+                req.name
+            )));
+        }
+        if let Some(other) = existing
+            .iter()
+            .find(|n| n.bridge.as_deref() == Some(&bridge_name))
+        {
+            return Err(Error::Conflict(format!(
+                "bridge {bridge_name} is already used by network {}",
+                other.name
+            )));
+        }
+        let taken: Vec<(IpNet, String)> = existing
+            .iter()
+            .flat_map(|n| {
+                n.subnets
+                    .iter()
+                    .map(|s| (s.subnet, format!("network {}", n.name)))
+            })
+            .collect();
+        let specs = if explicit.is_empty() {
+            let mut avoid: Vec<IpNet> = taken.iter().map(|(s, _)| *s).collect();
+            avoid.extend(host.subnets.iter().copied());
+            let subnet =
+                ipam::choose_subnet(&ipam::default_pools_v4(), &avoid).ok_or_else(|| {
+                    Error::Conflict(
+                        "no free subnet left in the default pools: give one with --subnet".into(),
+                    )
+                })?;
+            vec![ipam::subnet_spec(subnet, None, None)?]
+        } else {
+            for s in &explicit {
+                ipam::check_overlap(s.subnet, &taken)?;
+            }
+            explicit.clone()
+        };
+        let net = Network {
+            id: id.clone(),
+            name: req.name.clone(),
+            driver: "bridge".into(),
+            bridge: Some(bridge_name.clone()),
+            internal: req.internal,
+            icc: set.icc,
+            mtu: set.mtu,
+            ipv6: false,
+            builtin: false,
+            options: set.options.clone(),
+            labels: set.labels.clone(),
+            subnets: specs
+                .iter()
+                .map(|s| SubnetRow {
+                    subnet: s.subnet,
+                    gateway: s.gateway,
+                    range: s.range,
+                })
+                .collect(),
+            created: now(),
+        };
+        tx.insert_network(&net)?;
+        Ok(net)
+    })
+}
+
+/// All networks.
+pub fn list(engine: &mut Engine) -> Result<Vec<Network>> {
+    engine
+        .store
+        .read(|tx| -> Result<Vec<Network>> { Ok(tx.networks()?) })
+}
+
+/// Finds one network by name, id or id prefix.
+pub fn find(engine: &mut Engine, reference: &str) -> Result<Network> {
+    engine
+        .store
+        .read(|tx| -> Result<_> { Ok(tx.network(reference)?) })?
+        .ok_or_else(|| Error::NotFound {
+            kind: "network",
+            name: reference.to_string(),
+        })
+}
+
+/// Removes a network that has no containers. Returns its name.
+pub fn remove(engine: &mut Engine, reference: &str) -> Result<String> {
+    let net = engine.store.write(|tx| -> Result<Network> {
+        let net = tx.network(reference)?.ok_or_else(|| Error::NotFound {
+            kind: "network",
+            name: reference.to_string(),
+        })?;
+        if net.builtin {
+            return Err(Error::Conflict(format!(
+                "network {} is a built-in network and cannot be removed",
+                net.name
+            )));
+        }
+        let eps = tx.endpoints_of_network(&net.id)?;
+        if !eps.is_empty() {
+            let mut names = Vec::new();
+            for ep in &eps {
+                if let Some(c) = tx.container(&ep.container_id)? {
+                    names.push(c.name);
+                }
+            }
+            return Err(Error::Conflict(format!(
+                "network {} has {} attached container(s) ({}): remove or disconnect them first",
+                net.name,
+                eps.len(),
+                names.join(", ")
+            )));
+        }
+        tx.delete_network(&net.id)?;
+        Ok(net)
+    })?;
+    // No endpoint means no bridge; clean up anyway in case a crash left one.
+    let errors = bridge::deactivate(&net);
+    match errors.is_empty() {
+        true => Ok(net.name),
+        false => Err(Error::Incomplete(errors)),
+    }
+}
+
+/// Removes every user network without containers; returns their names.
+pub fn prune(engine: &mut Engine) -> Result<Vec<String>> {
+    let candidates = engine.store.read(|tx| -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for n in tx.networks()? {
+            if !n.builtin && tx.endpoints_of_network(&n.id)?.is_empty() {
+                out.push(n.id);
+            }
+        }
+        Ok(out)
+    })?;
+    let mut removed = Vec::new();
+    for id in candidates {
+        match remove(engine, &id) {
+            Ok(name) => removed.push(name),
+            // Someone attached a container in the meantime: keep it.
+            Err(Error::Conflict(_)) | Err(Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(removed)
+}

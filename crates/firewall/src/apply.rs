@@ -1,0 +1,175 @@
+//! Applies nft batches by running `nft -f -` once per operation.
+
+use crate::ruleset::{self, NetworkElements};
+use crate::{Error, Result};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// A handle on the `nft` program, for the calling process's network namespace.
+#[derive(Clone, Debug)]
+pub struct Firewall {
+    nft: PathBuf,
+}
+
+impl Firewall {
+    /// Finds `nft`: `$BERTH_NFT` if set, else the first `nft` in `$PATH`.
+    pub fn locate() -> Result<Firewall> {
+        if let Some(p) = std::env::var_os("BERTH_NFT") {
+            let p = PathBuf::from(p);
+            return if p.is_file() {
+                Ok(Firewall { nft: p })
+            } else {
+                Err(Error::MissingNft)
+            };
+        }
+        let path = std::env::var_os("PATH").ok_or(Error::MissingNft)?;
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("nft"))
+            .find(|p| p.is_file())
+            .map(|nft| Firewall { nft })
+            .ok_or(Error::MissingNft)
+    }
+
+    /// The `nft` program used.
+    pub fn program(&self) -> &Path {
+        &self.nft
+    }
+
+    /// Creates or repairs the skeleton and adds one network's elements, atomically.
+    pub fn add_network(&self, net: &NetworkElements) -> Result<()> {
+        let mut script = ruleset::skeleton();
+        for l in net.add_lines() {
+            script.push_str(&l);
+            script.push('\n');
+        }
+        self.run(
+            &format!("add firewall elements of bridge {}", net.bridge),
+            &script,
+        )
+    }
+
+    /// Removes one network's elements. Elements already gone are not an error.
+    pub fn remove_network(&self, net: &NetworkElements) -> Result<()> {
+        let op = format!("remove firewall elements of bridge {}", net.bridge);
+        let lines = net.delete_lines();
+        if self.run(&op, &lines.join("\n")).is_ok() {
+            return Ok(());
+        }
+        // One element (or the whole table) was missing: the batch failed as a whole, so
+        // delete one element at a time and let only the real failures through.
+        let mut errors = Vec::new();
+        for line in &lines {
+            match self.run(&op, line) {
+                Ok(()) => {}
+                Err(Error::Nft { detail, .. }) if is_missing(&detail) => {}
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        match errors.is_empty() {
+            true => Ok(()),
+            false => Err(Error::Nft {
+                op,
+                detail: errors.join("; "),
+            }),
+        }
+    }
+
+    /// Re-applies the skeleton (repairs flushed or edited chains; keeps elements).
+    pub fn ensure_skeleton(&self) -> Result<()> {
+        self.run("create firewall table inet berth", &ruleset::skeleton())
+    }
+
+    /// Deletes the whole table (used by `gc` when berth has nothing left).
+    pub fn delete_table(&self) -> Result<()> {
+        match self.run(
+            "delete firewall table inet berth",
+            "delete table inet berth",
+        ) {
+            Err(Error::Nft { detail, .. }) if is_missing(&detail) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// True when `inet berth` exists.
+    pub fn table_exists(&self) -> Result<bool> {
+        let out = Command::new(&self.nft)
+            .args(["list", "table", "inet", "berth"])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|source| Error::Io {
+                op: format!("run {}", self.nft.display()),
+                source,
+            })?;
+        Ok(out.status.success())
+    }
+
+    fn run(&self, op: &str, script: &str) -> Result<()> {
+        let io = |source| Error::Io {
+            op: format!("{op}: run {}", self.nft.display()),
+            source,
+        };
+        let mut child = Command::new(&self.nft)
+            .args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(io)?;
+        let mut stdin = child.stdin.take().expect("stdin was piped");
+        let written = stdin.write_all(script.as_bytes());
+        drop(stdin);
+        let out = child.wait_with_output().map_err(io)?;
+        written.map_err(io)?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let detail = first_error(&String::from_utf8_lossy(&out.stderr));
+        tracing::debug!(op, %detail, "nft batch failed");
+        if is_unsupported(&detail) {
+            return Err(Error::KernelFeature {
+                op: op.to_string(),
+                detail,
+            });
+        }
+        Err(Error::Nft {
+            op: op.to_string(),
+            detail,
+        })
+    }
+}
+
+/// The first `Error:` line nft printed, or its whole output trimmed.
+fn first_error(stderr: &str) -> String {
+    stderr
+        .lines()
+        .find(|l| l.starts_with("Error:"))
+        .map(|l| l.trim_start_matches("Error:").trim().to_string())
+        .unwrap_or_else(|| stderr.trim().to_string())
+}
+
+fn is_missing(detail: &str) -> bool {
+    detail.contains("No such file or directory") || detail.contains("does not exist")
+}
+
+fn is_unsupported(detail: &str) -> bool {
+    detail.contains("Operation not supported") || detail.contains("Protocol not supported")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_error_line_is_extracted() {
+        let e = "Error: Could not process rule: No such file or directory\nadd element ...\n^^^\n";
+        assert_eq!(
+            first_error(e),
+            "Could not process rule: No such file or directory"
+        );
+        assert!(is_missing(&first_error(e)));
+        assert!(is_unsupported(
+            "Could not process rule: Operation not supported"
+        ));
+    }
+}

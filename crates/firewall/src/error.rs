@@ -1,0 +1,25 @@
+//! The firewall's error type.
+
+/// What can go wrong programming nftables.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The `nft` program is not installed.
+    #[error("nft not found in PATH: install the nftables package (apt-get install nftables)")]
+    MissingNft,
+    /// The kernel lacks nf_tables or one of the expressions berth uses.
+    #[error("{op}: the kernel lacks an nftables feature berth needs ({detail}): load the nf_tables, nft_nat, nft_ct, nft_fib and nft_masq modules or use a kernel with them")]
+    KernelFeature { op: String, detail: String },
+    /// `nft` rejected a batch.
+    #[error("{op}: nft failed: {detail}")]
+    Nft { op: String, detail: String },
+    /// `nft` could not be run.
+    #[error("{op}: {source}")]
+    Io {
+        op: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Result with the firewall's error.
+pub type Result<T> = std::result::Result<T, Error>;

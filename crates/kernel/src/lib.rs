@@ -1,0 +1,24 @@
+//! berth-kernel: the kernel boundary of berth.
+//!
+//! This crate owns every `unsafe` block and every system call of the
+//! project: rtnetlink requests ([`netlink`]), network namespaces
+//! ([`netns`]), `/proc/sys` parameters ([`sysctl`]) and the isolation a
+//! container process gets between fork and exec ([`process`]). It is
+//! synchronous and keeps kernel errors typed ([`Error`]).
+//!
+//! It must not: spawn `ip`, `bridge`, `sysctl` or any other helper process;
+//! move a caller's thread into another namespace (work inside a namespace
+//! runs on a dedicated thread, see [`netns::run_in`]); touch the firewall;
+//! or hold policy (names, addresses, what to create when): that belongs to
+//! the engine, which calls these primitives.
+
+mod error;
+pub mod netlink;
+pub mod netns;
+pub mod process;
+pub mod sysctl;
+
+pub use error::{Error, Result};
+
+#[cfg(test)]
+mod privileged_tests;

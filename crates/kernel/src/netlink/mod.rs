@@ -1,0 +1,60 @@
+//! rtnetlink (NETLINK_ROUTE) requests: links, addresses, routes.
+//!
+//! Each builder sends exactly one request and waits for the kernel's
+//! acknowledgement, so errors come back typed ([`crate::Error::Netlink`])
+//! and attributed to the request that caused them.
+
+mod addr;
+mod link;
+mod route;
+mod socket;
+
+pub use addr::Address;
+pub use link::Link;
+pub use route::{Route, TABLE_LOCAL, TABLE_MAIN};
+pub use socket::Netlink;
+
+use crate::{Error, Result};
+
+/// Checks an interface name the way the kernel does (`dev_valid_name`), so
+/// a bad name fails with a clear message instead of `EINVAL`.
+pub(crate) fn check_ifname(name: &str) -> Result<()> {
+    let problem = if name.is_empty() {
+        Some("it is empty")
+    } else if name.len() > 15 {
+        Some("it is longer than 15 bytes")
+    } else if name == "." || name == ".." {
+        Some("it is reserved")
+    } else if name
+        .bytes()
+        .any(|b| b == b'/' || b == b':' || b == 0 || b.is_ascii_whitespace())
+    {
+        Some("it contains '/', ':', NUL or whitespace")
+    } else {
+        None
+    };
+    match problem {
+        Some(why) => Err(Error::Invalid(format!("interface name {name:?}: {why}"))),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interface_names() {
+        check_ifname("eth0").unwrap();
+        check_ifname("bth0123456789ab").unwrap();
+        assert!(check_ifname("bth0123456789abc").is_err());
+        assert!(check_ifname("").is_err());
+        assert!(check_ifname("a/b").is_err());
+        assert!(check_ifname("a b").is_err());
+        assert!(check_ifname("..").is_err());
+        assert_eq!(
+            check_ifname("").unwrap_err().to_string(),
+            "invalid argument: interface name \"\": it is empty"
+        );
+    }
+}

@@ -1,0 +1,104 @@
+//! berth's local state: networks, containers, endpoints and address allocations in SQLite.
+//!
+//! The database lives at `<root>/berth.db` in WAL mode. Every operation is one short
+//! transaction: [`Store::write`] takes the write lock up front (`BEGIN IMMEDIATE`) so that
+//! concurrent berth processes (CNI runtimes call plugins in parallel) serialise their
+//! read-modify-write steps, such as "find the lowest free address, then claim it".
+//!
+//! This crate knows nothing about the kernel or about address arithmetic: callers (the
+//! engine) decide what to write; the store keeps it consistent (unique names, unique
+//! addresses per network, no endpoint without its container and network).
+
+mod error;
+mod model;
+mod schema;
+mod tx;
+
+pub use error::{Error, Result};
+pub use model::{
+    Container, ContainerState, Endpoint, EndpointAddress, Network, NetworkMode, SubnetRow,
+};
+pub use tx::Tx;
+
+use rusqlite::{Connection, TransactionBehavior};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long a writer waits for another process's transaction before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An open state database.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) `<root>/berth.db` and applies pending schema migrations.
+    pub fn open(root: &Path) -> Result<Store> {
+        std::fs::create_dir_all(root).map_err(|source| Error::Io {
+            op: format!("create state directory {}", root.display()),
+            source,
+        })?;
+        let path = root.join("berth.db");
+        let ctx = |op: &str| format!("{op} {}", path.display());
+        let mut conn = Connection::open(&path).map_err(Error::sql(ctx("open")))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(Error::sql(ctx("configure")))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(Error::sql(ctx("enable WAL on")))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(Error::sql(ctx("configure")))?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(Error::sql(ctx("configure")))?;
+        schema::migrate(&mut conn).map_err(Error::sql(ctx("migrate")))?;
+        Ok(Store { conn, path })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in one write transaction (taken with the write lock up front); commits when
+    /// `f` returns `Ok`, rolls back otherwise.
+    pub fn write<T, E>(
+        &mut self,
+        f: impl FnOnce(&Tx<'_>) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E>
+    where
+        E: From<Error>,
+    {
+        self.run(TransactionBehavior::Immediate, f)
+    }
+
+    /// Runs `f` in one read transaction: a consistent snapshot.
+    pub fn read<T, E>(
+        &mut self,
+        f: impl FnOnce(&Tx<'_>) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E>
+    where
+        E: From<Error>,
+    {
+        self.run(TransactionBehavior::Deferred, f)
+    }
+
+    fn run<T, E>(
+        &mut self,
+        behavior: TransactionBehavior,
+        f: impl FnOnce(&Tx<'_>) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E>
+    where
+        E: From<Error>,
+    {
+        let tx = self
+            .conn
+            .transaction_with_behavior(behavior)
+            .map_err(|e| Error::sql("begin transaction".into())(e))?;
+        let wrapped = Tx::new(&tx);
+        let out = f(&wrapped)?;
+        tx.commit()
+            .map_err(|e| Error::sql("commit transaction".into())(e))?;
+        Ok(out)
+    }
+}
