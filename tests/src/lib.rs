@@ -1,1 +1,406 @@
-//! stub
+//! The test harness: throwaway "hosts" for black-box tests of the real `berth` binary.
+//!
+//! A [`Sandbox`] is a fresh network namespace and mount namespace (made by `unshare -n -m`,
+//! held open by a `sleep` process) with its own berth root and run root. Every command a test
+//! runs goes through `nsenter` into that sandbox, so the machine's own network namespace,
+//! firewall and `/run/netns` are never touched. An [`Outside`] is one more namespace wired to
+//! the sandbox by a veth pair: a machine "beyond the host" for NAT and isolation checks.
+//!
+//! Missing privileges or tools make a test fail with a message saying what to install; no
+//! test is ever skipped. Every command runs under `timeout`, so a hang fails the test.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// Seconds any one command may take before it is killed and the test fails.
+const COMMAND_TIMEOUT: &str = "120";
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// The berth binary under test: `$BERTH_BIN`, else `target/<profile>/berth` next to the
+/// test executable.
+pub fn berth_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("BERTH_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
+    let bin = dir.join("berth");
+    assert!(
+        bin.is_file(),
+        "berth binary not found at {}: run `cargo build --bins` first (make test does)",
+        bin.display()
+    );
+    bin
+}
+
+fn require_environment() {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let root = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|r| r.split_whitespace().nth(1))
+        == Some("0");
+    assert!(root, "berth's tests need root (they create namespaces, links and nftables tables): run them with sudo");
+    for (tool, package) in [
+        ("unshare", "util-linux"),
+        ("nsenter", "util-linux"),
+        ("ip", "iproute2"),
+        ("nft", "nftables"),
+        ("socat", "socat"),
+        ("jq", "jq"),
+        ("ping", "iputils-ping"),
+        ("timeout", "coreutils"),
+    ] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        assert!(
+            found,
+            "{tool} not found: install the {package} package (scripts/deps.sh does)"
+        );
+    }
+}
+
+/// What a command printed and how it ended.
+#[derive(Debug)]
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    fn from(o: Output) -> Out {
+        Out {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    /// The parsed stdout.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
+    }
+}
+
+/// A process holding a namespace open; killed by its pid on drop.
+struct Holder {
+    child: Child,
+}
+
+impl Holder {
+    /// Starts `unshare ARGS -- sh -c 'ip link set lo up; echo ready; exec sleep'` and waits
+    /// for it to be ready.
+    fn start(unshare_args: &[&str], via: Option<u32>) -> Holder {
+        let script = "ip link set lo up && echo ready && exec sleep 100000";
+        let mut cmd = match via {
+            Some(pid) => {
+                let mut c = Command::new("nsenter");
+                c.args(["-t", &pid.to_string(), "-m", "--", "unshare"]);
+                c
+            }
+            None => Command::new("unshare"),
+        };
+        cmd.args(unshare_args)
+            .args(["--", "sh", "-c", script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("start unshare (util-linux)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped"))
+            .read_line(&mut line)
+            .expect("read from namespace holder");
+        assert_eq!(line.trim(), "ready", "namespace holder did not start");
+        Holder { child }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A throwaway host: its own network and mount namespaces and berth directories.
+pub struct Sandbox {
+    holder: Holder,
+    dir: PathBuf,
+    background: Mutex<Vec<Child>>,
+}
+
+impl Sandbox {
+    /// Makes a new sandbox (fails the test when root or a tool is missing).
+    pub fn new() -> Sandbox {
+        require_environment();
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("berth-test-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create sandbox directory");
+        let holder = Holder::start(&["-n", "-m", "--propagation", "private"], None);
+        Sandbox {
+            holder,
+            dir,
+            background: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The holder's pid: `nsenter -t PID -n -m` enters the sandbox.
+    pub fn pid(&self) -> u32 {
+        self.holder.pid()
+    }
+
+    /// berth's state directory in this sandbox.
+    pub fn root(&self) -> PathBuf {
+        self.dir.join("root")
+    }
+
+    /// berth's runtime directory in this sandbox.
+    pub fn run_root(&self) -> PathBuf {
+        self.dir.join("run")
+    }
+
+    fn command(&self, script: &str) -> Command {
+        let bin_dir = berth_bin().parent().expect("bin dir").to_path_buf();
+        let path = format!(
+            "{}:{}",
+            bin_dir.display(),
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into())
+        );
+        let mut c = Command::new("timeout");
+        c.args([
+            COMMAND_TIMEOUT,
+            "nsenter",
+            "-t",
+            &self.pid().to_string(),
+            "-n",
+            "-m",
+            "--",
+        ])
+        .args(["bash", "-o", "pipefail", "-c", script])
+        .env("PATH", path)
+        .env("BERTH_ROOT", self.root())
+        .env("BERTH_RUN_ROOT", self.run_root())
+        .env("BERTH_BIN", berth_bin())
+        .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs a bash script inside the sandbox (berth on PATH, its directories in the env).
+    pub fn sh(&self, script: &str) -> Out {
+        Out::from(self.command(script).output().expect("run nsenter"))
+    }
+
+    /// Runs a script that must succeed; returns its stdout.
+    pub fn ok(&self, script: &str) -> String {
+        let out = self.sh(script);
+        assert_eq!(
+            out.code, 0,
+            "script failed: {script}\nstdout: {}\nstderr: {}",
+            out.stdout, out.stderr
+        );
+        out.stdout
+    }
+
+    /// Runs berth with these arguments.
+    pub fn berth(&self, args: &[&str]) -> Out {
+        let quoted: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
+        self.sh(&format!("berth {}", quoted.join(" ")))
+    }
+
+    /// Runs berth, which must succeed; returns stdout trimmed.
+    pub fn berth_ok(&self, args: &[&str]) -> String {
+        let out = self.berth(args);
+        assert_eq!(
+            out.code, 0,
+            "berth {args:?} failed\nstdout: {}\nstderr: {}",
+            out.stdout, out.stderr
+        );
+        out.stdout.trim().to_string()
+    }
+
+    /// Starts a script in the sandbox in the background; it is killed when the sandbox goes.
+    pub fn spawn(&self, script: &str) {
+        let child = self
+            .command(script)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn background script");
+        self.background.lock().expect("lock").push(child);
+    }
+
+    /// One container's inspect object.
+    pub fn inspect(&self, container: &str) -> serde_json::Value {
+        let v: serde_json::Value = serde_json::from_str(&self.berth_ok(&["inspect", container]))
+            .expect("inspect prints JSON");
+        v[0].clone()
+    }
+
+    /// A container's IPv4 address on a network.
+    pub fn ip(&self, container: &str, network: &str) -> String {
+        let v = self.inspect(container);
+        v["Networks"][network]["IPAddress"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{container} has no address on {network}: {v}"))
+            .to_string()
+    }
+
+    /// Starts a detached container serving TCP `port` (replies with what it reads).
+    pub fn echo_server(&self, name: &str, network_args: &[&str], port: u16) -> String {
+        let mut args = vec!["run", "-d", "--name", name];
+        args.extend_from_slice(network_args);
+        let listen = format!("TCP-LISTEN:{port},fork,reuseaddr");
+        args.extend_from_slice(&["socat", &listen, "EXEC:cat"]);
+        self.berth_ok(&args)
+    }
+
+    /// Whether `container` can open TCP to `addr:port` and get its line echoed (2 s budget).
+    pub fn can_reach(&self, container: &str, addr: &str, port: u16) -> bool {
+        let out = self.sh(&format!(
+            "echo ping-{port} | berth exec {container} timeout 3 socat -T2 - TCP:{addr}:{port},connect-timeout=2"
+        ));
+        out.code == 0 && out.stdout.trim() == format!("ping-{port}")
+    }
+
+    /// Waits until `container` reaches `addr:port` (servers take a moment to listen).
+    pub fn wait_reach(&self, container: &str, addr: &str, port: u16) -> bool {
+        for _ in 0..20 {
+            if self.can_reach(container, addr, port) {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(150));
+        }
+        false
+    }
+
+    /// A snapshot of everything berth may change: links, addresses, routes, the nftables
+    /// ruleset, berth's view of networks and containers, and its runtime files.
+    pub fn state(&self) -> String {
+        self.ok(
+            "ip -br link | sort; ip -br addr | sort; ip route; nft list ruleset; \
+             berth network ls --format json; berth ps -a --format json; \
+             find \"$BERTH_RUN_ROOT\" -path '*/locks' -prune -o -print 2>/dev/null | sort",
+        )
+    }
+
+    /// Makes an "outside" machine beyond the host: namespace `o0` 10.99.0.2/24 with a
+    /// default route to the host at 10.99.0.1 on `out0`.
+    pub fn outside(&self) -> Outside {
+        let holder = Holder::start(&["-n"], None);
+        let pid = holder.pid();
+        self.ok(&format!(
+            "ip link add out0 type veth peer name o0 netns {pid} && \
+             ip addr add 10.99.0.1/24 dev out0 && ip link set out0 up"
+        ));
+        let o = Outside { holder };
+        o.ok("ip addr add 10.99.0.2/24 dev o0 && ip link set o0 up && ip route add default via 10.99.0.1");
+        o
+    }
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Sandbox::new()
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        // Containers are processes berth started for this test: end them by pid.
+        let ps = self.sh("berth ps -a --format json");
+        if let Ok(serde_json::Value::Array(cs)) = serde_json::from_str(&ps.stdout) {
+            for c in cs {
+                if let Some(pid) = c["Pid"].as_i64().filter(|p| *p > 0) {
+                    let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+                }
+            }
+        }
+        for mut child in self
+            .background
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default()
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A namespace beyond the host, reached through the sandbox.
+pub struct Outside {
+    holder: Holder,
+}
+
+impl Outside {
+    fn command(&self, script: &str) -> Command {
+        let mut c = Command::new("timeout");
+        c.args([
+            COMMAND_TIMEOUT,
+            "nsenter",
+            "-t",
+            &self.holder.pid().to_string(),
+            "-n",
+            "--",
+        ])
+        .args(["bash", "-o", "pipefail", "-c", script])
+        .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs a script in the outside namespace.
+    pub fn sh(&self, script: &str) -> Out {
+        Out::from(self.command(script).output().expect("run nsenter"))
+    }
+
+    /// Runs a script that must succeed.
+    pub fn ok(&self, script: &str) -> String {
+        let out = self.sh(script);
+        assert_eq!(
+            out.code, 0,
+            "outside script failed: {script}\n{}{}",
+            out.stdout, out.stderr
+        );
+        out.stdout
+    }
+
+    /// Starts a TCP server on 10.99.0.2:`port` that replies with the client's address.
+    pub fn whoami_server(&self, port: u16) -> Child {
+        self.command(&format!(
+            "exec socat TCP-LISTEN:{port},fork,reuseaddr SYSTEM:'echo $SOCAT_PEERADDR'"
+        ))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start outside server")
+    }
+}
+
+/// Quotes one shell word.
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c))
+    {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', r"'\''"))
+}

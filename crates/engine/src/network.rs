@@ -243,11 +243,7 @@ pub fn create(engine: &mut Engine, req: &CreateRequest) -> Result<Network> {
         }
         let taken: Vec<(IpNet, String)> = existing
             .iter()
-            .flat_map(|n| {
-                n.subnets
-                    .iter()
-                    .map(|s| (s.subnet, format!("network {}", n.name)))
-            })
+            .flat_map(|n| n.subnets.iter().map(|s| (s.subnet, n.name.clone())))
             .collect();
         let specs = if explicit.is_empty() {
             let mut avoid: Vec<IpNet> = taken.iter().map(|(s, _)| *s).collect();

@@ -1,0 +1,34 @@
+# One entry point for building, linting and testing berth. CI runs `make test` via .ci/run.
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: all deps build release lint fmt test test-unit test-e2e seed ci clean
+
+all: build
+
+deps:
+	bash scripts/deps.sh
+
+build:
+	$(CARGO) build --locked --bins
+
+release:
+	$(CARGO) build --locked --release --bins
+
+fmt:
+	$(CARGO) fmt --all
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+# The seed scenario, in a throwaway namespace on the embedded default store.
+seed: deps release
+	bash scripts/in-sandbox.sh bash scripts/seed.sh
+
+# Everything CI checks: lint, unit and property tests, black-box tests in namespaces.
+test: deps lint build
+	$(CARGO) test --locked --workspace -- --test-threads=2
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what berth's build, demo and tests need on Debian 12, only when missing.
+set -euo pipefail
+need=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have nft || need+=(nftables)
+have ip || need+=(iproute2)
+have unshare || need+=(util-linux)
+have socat || need+=(socat)
+have jq || need+=(jq)
+have ping || need+=(iputils-ping)
+have make || need+=(make)
+have gcc || need+=(gcc)
+have setpriv || need+=(util-linux)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "missing packages: ${need[*]}: run this script as root (sudo)" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
