@@ -12,6 +12,7 @@ have ping || need+=(iputils-ping)
 have make || need+=(make)
 have gcc || need+=(gcc)
 have setpriv || need+=(util-linux)
+have sqlite3 || need+=(sqlite3)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "missing packages: ${need[*]}: run this script as root (sudo)" >&2

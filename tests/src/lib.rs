@@ -57,6 +57,7 @@ fn require_environment() {
         ("jq", "jq"),
         ("ping", "iputils-ping"),
         ("timeout", "coreutils"),
+        ("sqlite3", "sqlite3"),
     ] {
         let found = Command::new("sh")
             .args(["-c", &format!("command -v {tool}")])

@@ -175,6 +175,9 @@ pub(crate) struct PsArgs {
     /// Show exited containers too.
     #[arg(short, long)]
     pub(crate) all: bool,
+    /// Print only container ids.
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
     #[arg(long, value_enum, default_value = "table")]
     pub(crate) format: Format,
 }

@@ -18,6 +18,12 @@ pub(crate) fn run(engine: &mut Engine, a: PsArgs) -> Result<Outcome, Failure> {
         .into_iter()
         .filter(|(c, _)| a.all || live_state(c) == ContainerState::Running)
         .collect();
+    if a.quiet {
+        for (c, _) in &shown {
+            println!("{}", c.id);
+        }
+        return Ok(Outcome::Ok);
+    }
     match a.format {
         Format::Json => {
             let v: Vec<_> = shown

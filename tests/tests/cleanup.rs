@@ -1,0 +1,164 @@
+//! Teardown leaves nothing behind, is idempotent, and works when the namespace file is gone.
+
+use berth_tests::Sandbox;
+
+/// Every berth-owned trace in the sandbox, listed piece by piece.
+fn leftovers(sb: &Sandbox) -> Vec<String> {
+    let mut found = Vec::new();
+    let links = sb.ok("ip -br link | awk '{print $1}' | cut -d@ -f1");
+    found.extend(
+        links
+            .lines()
+            .filter(|l| *l != "lo" && *l != "out0")
+            .map(|l| format!("link {l}")),
+    );
+    let addrs = sb.ok("ip -br -4 addr | awk '$1 != \"lo\" {print $1, $3}'");
+    found.extend(addrs.lines().map(|l| format!("address {l}")));
+    // Sets and maps of `inet berth` must hold no element.
+    let elements = sb.ok("nft -j list table inet berth 2>/dev/null | jq -r '.nftables[] | (.set // .map) | select(.elem) | .name' || true");
+    found.extend(elements.lines().map(|l| format!("nft elements in {l}")));
+    let db = sb.root().join("berth.db");
+    let rows = sb.ok(&format!(
+        "sqlite3 {} \"SELECT 'containers', count(*) FROM containers UNION ALL \
+         SELECT 'endpoints', count(*) FROM endpoints UNION ALL \
+         SELECT 'allocations', count(*) FROM allocations UNION ALL \
+         SELECT 'user networks', count(*) FROM networks WHERE builtin = 0\"",
+        db.display()
+    ));
+    found.extend(
+        rows.lines()
+            .filter(|l| !l.ends_with("|0"))
+            .map(|l| format!("store rows {l}")),
+    );
+    let files = sb.ok("find \"$BERTH_RUN_ROOT/netns\" \"$BERTH_RUN_ROOT/containers\" -mindepth 1 2>/dev/null || true");
+    found.extend(files.lines().map(|l| format!("file {l}")));
+    let mounts = sb.ok("grep -c \"$BERTH_RUN_ROOT\" /proc/self/mounts || true");
+    if mounts.trim() != "0" {
+        found.push(format!("{} namespace mounts", mounts.trim()));
+    }
+    found
+}
+
+#[test]
+fn removing_every_container_and_network_leaves_nothing() {
+    let sb = Sandbox::new();
+    sb.berth_ok(&["network", "create", "one"]);
+    sb.berth_ok(&["network", "create", "--internal", "two"]);
+    sb.berth_ok(&["network", "create", "-o", "icc=false", "three"]);
+    sb.berth_ok(&["run", "-d", "--name", "a", "sleep", "100000"]);
+    sb.berth_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "b",
+        "--network",
+        "one",
+        "--network",
+        "two",
+        "sleep",
+        "100000",
+    ]);
+    sb.berth_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "c",
+        "--network",
+        "three",
+        "sleep",
+        "100000",
+    ]);
+    sb.berth_ok(&["run", "--name", "d", "--network", "one", "true"]);
+    sb.berth_ok(&["network", "connect", "three", "a"]);
+    assert!(
+        leftovers(&sb).len() >= 10,
+        "the scenario builds kernel state: {:?}",
+        leftovers(&sb)
+    );
+
+    sb.berth_ok(&["rm", "-f", "a", "b", "c", "d"]);
+    sb.berth_ok(&["network", "rm", "one", "two", "three"]);
+    assert_eq!(leftovers(&sb), Vec::<String>::new());
+    let nets = sb.berth_ok(&["network", "ls", "--format", "json"]);
+    let nets: serde_json::Value = serde_json::from_str(&nets).unwrap();
+    let names: Vec<_> = nets
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["Name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["bridge", "host", "none"]);
+}
+
+#[test]
+fn rm_force_twice_succeeds() {
+    let sb = Sandbox::new();
+    sb.berth_ok(&["run", "-d", "--name", "twice", "sleep", "100000"]);
+    sb.berth_ok(&["rm", "-f", "twice"]);
+    let again = sb.berth(&["rm", "-f", "twice"]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert_eq!(leftovers(&sb), Vec::<String>::new());
+}
+
+#[test]
+fn rm_of_a_stopped_container_needs_no_force() {
+    let sb = Sandbox::new();
+    sb.berth_ok(&["run", "-d", "--name", "short", "sleep", "100000"]);
+    sb.berth_ok(&["stop", "-t", "5", "short"]);
+    let v = sb.inspect("short");
+    assert_eq!(v["State"], "exited");
+    assert_eq!(v["ExitCode"], 143, "SIGTERM recorded as 128+15: {v}");
+    sb.berth_ok(&["rm", "short"]);
+    assert_eq!(leftovers(&sb), Vec::<String>::new());
+}
+
+#[test]
+fn host_side_is_removed_when_the_namespace_file_was_deleted() {
+    let sb = Sandbox::new();
+    sb.berth_ok(&["network", "create", "lost"]);
+    sb.berth_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "orphan",
+        "--network",
+        "lost",
+        "sleep",
+        "100000",
+    ]);
+    let v = sb.inspect("orphan");
+    let ns = v["NetNS"].as_str().unwrap().to_string();
+    let veth = v["Networks"]["lost"]["HostInterface"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Behind berth's back: unmount and delete the namespace file. The process still holds
+    // the namespace, so the veth pair lives on.
+    sb.ok(&format!("umount {ns} && rm {ns}"));
+    sb.ok(&format!("ip link show {veth}"));
+    sb.berth_ok(&["rm", "-f", "orphan"]);
+    assert!(
+        sb.sh(&format!("ip link show {veth}")).code != 0,
+        "host veth removed"
+    );
+    sb.berth_ok(&["network", "rm", "lost"]);
+    assert_eq!(leftovers(&sb), Vec::<String>::new());
+}
+
+#[test]
+fn exec_works_after_the_process_exited_and_until_rm() {
+    let sb = Sandbox::new();
+    sb.berth_ok(&["run", "--name", "done", "true"]);
+    assert_eq!(sb.inspect("done")["State"], "exited");
+    let addr = sb.berth_ok(&["exec", "done", "ip", "-4", "-br", "addr", "show", "eth0"]);
+    assert!(addr.contains("172.17.0.2/16"), "{addr}");
+    let hosts = sb.berth_ok(&["exec", "done", "cat", "/etc/hosts"]);
+    assert!(
+        hosts
+            .lines()
+            .any(|l| l.starts_with("172.17.0.2\t") && l.contains("done")),
+        "{hosts}"
+    );
+    sb.berth_ok(&["rm", "done"]);
+    assert_ne!(sb.berth(&["exec", "done", "true"]).code, 0);
+}
