@@ -162,3 +162,53 @@ fn exec_works_after_the_process_exited_and_until_rm() {
     sb.berth_ok(&["rm", "done"]);
     assert_ne!(sb.berth(&["exec", "done", "true"]).code, 0);
 }
+
+#[test]
+fn gc_removes_what_a_crash_left_and_nothing_else() {
+    let sb = Sandbox::new();
+    sb.berth_ok(&["run", "-d", "--name", "keep", "sleep", "100000"]);
+    // A crash between creating a veth and recording it, a stray namespace file, a bridge of
+    // an active network whose elements were flushed, and someone else's link.
+    sb.ok("ip link add bthdeadbeef01 type veth peer name bthdeadbeef02");
+    sb.ok("mkdir -p \"$BERTH_RUN_ROOT/netns\" && touch \"$BERTH_RUN_ROOT/netns/0123stray\"");
+    sb.ok("ip link add mine0 type bridge");
+    sb.ok("nft flush set inet berth masq4");
+    let out = sb.berth_ok(&["gc"]);
+    assert!(out.contains("link bthdeadbeef0"), "{out}");
+    assert!(out.contains("0123stray"), "{out}");
+    assert_ne!(sb.sh("ip link show bthdeadbeef01").code, 0);
+    assert_ne!(sb.sh("ip link show bthdeadbeef02").code, 0);
+    sb.ok("ip link show mine0");
+    sb.ok("ip link show berth0");
+    let masq = sb.ok("nft list set inet berth masq4");
+    assert!(
+        masq.contains("172.17.0.0/16"),
+        "gc restores the active network's elements: {masq}"
+    );
+    let keep = sb.inspect("keep");
+    assert_eq!(keep["State"], "running");
+    sb.ok(&format!(
+        "ip link show {}",
+        keep["Networks"]["bridge"]["HostInterface"]
+            .as_str()
+            .unwrap()
+    ));
+}
+
+#[test]
+fn a_container_whose_supervisor_died_shows_exited_and_gc_records_it() {
+    let sb = Sandbox::new();
+    sb.berth_ok(&["run", "-d", "--name", "victim", "sleep", "100000"]);
+    let pid = sb.inspect("victim")["Pid"].as_i64().unwrap();
+    // Kill the supervisor first (it would record the exit), then the process.
+    sb.ok(&format!("kill -9 $(ps -o ppid= -p {pid}) {pid}"));
+    sb.ok("sleep 0.2");
+    assert_eq!(sb.inspect("victim")["State"], "exited");
+    sb.berth_ok(&["gc"]);
+    assert_eq!(
+        sb.inspect("victim")["ExitCode"],
+        -1,
+        "unknown exit status recorded as -1"
+    );
+    sb.berth_ok(&["rm", "victim"]);
+}

@@ -37,8 +37,11 @@ pub(crate) fn run(engine: &mut Engine) -> Result<Vec<String>> {
     let mut nl = Netlink::open().op(|| "open netlink socket".into())?;
     for link in nl.links().op(|| "list links".into())? {
         if link.name.starts_with("bth") && !owned.contains(link.name.as_str()) {
-            nl.delete_link(link.index)
-                .op(|| format!("delete stale veth {}", link.name))?;
+            // Deleting one end of a pair deletes its peer too: gone is fine.
+            match nl.delete_link(link.index) {
+                Err(e) if e.is_not_found() => continue,
+                r => r.op(|| format!("delete stale veth {}", link.name))?,
+            }
             done.push(format!("link {}: removed (no endpoint)", link.name));
         }
     }
