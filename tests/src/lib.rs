@@ -310,7 +310,10 @@ impl Sandbox {
             "ip link add out0 type veth peer name o0 netns {pid} && \
              ip addr add 10.99.0.1/24 dev out0 && ip link set out0 up"
         ));
-        let o = Outside { holder };
+        let o = Outside {
+            holder,
+            servers: Vec::new(),
+        };
         o.ok("ip addr add 10.99.0.2/24 dev o0 && ip link set o0 up && ip route add default via 10.99.0.1");
         o
     }
@@ -349,6 +352,7 @@ impl Drop for Sandbox {
 /// A namespace beyond the host, reached through the sandbox.
 pub struct Outside {
     holder: Holder,
+    servers: Vec<Child>,
 }
 
 impl Outside {
@@ -383,16 +387,36 @@ impl Outside {
         out.stdout
     }
 
-    /// Starts a TCP server on 10.99.0.2:`port` that replies with the client's address.
-    pub fn whoami_server(&self, port: u16) -> Child {
-        self.command(&format!(
-            "exec socat TCP-LISTEN:{port},fork,reuseaddr SYSTEM:'echo $SOCAT_PEERADDR'"
-        ))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start outside server")
+    /// Starts a TCP server on 10.99.0.2:`port` that replies with the client's address; it
+    /// ends with this namespace.
+    pub fn whoami_server(&mut self, port: u16) {
+        let child = self
+            .command(&format!(
+                "exec socat TCP-LISTEN:{port},fork,reuseaddr SYSTEM:'echo $SOCAT_PEERADDR'"
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start outside server");
+        self.servers.push(child);
     }
+}
+
+impl Drop for Outside {
+    fn drop(&mut self) {
+        for s in std::mem::take(&mut self.servers) {
+            terminate(s);
+        }
+    }
+}
+
+/// Ends a `timeout`-wrapped command: SIGTERM, which `timeout` passes on to its command
+/// (SIGKILL would leave the command running).
+fn terminate(mut child: Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
 }
 
 /// Quotes one shell word.

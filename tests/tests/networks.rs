@@ -42,8 +42,8 @@ fn one_network_connects_two_networks_isolate_and_connect_disconnect_switch() {
 #[test]
 fn internal_networks_stay_inside_and_normal_ones_leave_masqueraded() {
     let sb = Sandbox::new();
-    let outside = sb.outside();
-    let _server = outside.whoami_server(9000);
+    let mut outside = sb.outside();
+    outside.whoami_server(9000);
     sb.berth_ok(&["network", "create", "--internal", "vault"]);
     sb.echo_server("keeper", &["--network", "vault"], 7001);
     sleeper(&sb, "inner", &["--network", "vault"]);
