@@ -48,14 +48,21 @@ pub(crate) fn run(engine: &mut Engine, cmd: NetworkCommand) -> Result<Outcome, F
                                     .collect::<Vec<_>>()
                                     .join(","),
                                 n.bridge.clone().unwrap_or_default(),
-                                if n.internal { "internal" } else { "" }.to_string(),
+                                n.internal.to_string(),
                             ]
                         })
                         .collect();
                     print!(
                         "{}",
                         table::render(
-                            &["NETWORK ID", "NAME", "DRIVER", "SUBNET", "BRIDGE", ""],
+                            &[
+                                "NETWORK ID",
+                                "NAME",
+                                "DRIVER",
+                                "SUBNET",
+                                "BRIDGE",
+                                "INTERNAL"
+                            ],
                             &rows
                         )
                     );
