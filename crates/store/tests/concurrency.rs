@@ -1,0 +1,143 @@
+//! Many processes' worth of connections claiming addresses at once never share one.
+
+use berth_store::{
+    Container, ContainerState, Endpoint, EndpointAddress, Network, NetworkMode, Store, SubnetRow,
+};
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr};
+
+fn network() -> Network {
+    Network {
+        id: "n1".into(),
+        name: "crowd".into(),
+        driver: "bridge".into(),
+        bridge: Some("br-crowd".into()),
+        internal: false,
+        icc: true,
+        mtu: None,
+        ipv6: false,
+        builtin: false,
+        options: Default::default(),
+        labels: Default::default(),
+        subnets: vec![SubnetRow {
+            subnet: "10.0.0.0/16".parse().unwrap(),
+            gateway: "10.0.0.1".parse().unwrap(),
+            range: None,
+        }],
+        created: "2026-01-01T00:00:00Z".into(),
+    }
+}
+
+fn container(id: &str) -> Container {
+    Container {
+        id: id.into(),
+        name: id.into(),
+        hostname: id.into(),
+        command: vec!["true".into()],
+        mode: NetworkMode::Bridge,
+        netns: None,
+        pid: None,
+        pid_start: None,
+        state: ContainerState::Created,
+        exit_code: None,
+        auto_remove: false,
+        dns: vec![],
+        created: "2026-01-01T00:00:00Z".into(),
+        started: None,
+        finished: None,
+    }
+}
+
+#[test]
+fn concurrent_writers_claim_distinct_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    Store::open(dir.path())
+        .unwrap()
+        .write(|tx| tx.insert_network(&network()))
+        .unwrap();
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let root = dir.path().to_path_buf();
+            std::thread::spawn(move || {
+                // Each thread has its own connection, as separate berth processes would.
+                let mut store = Store::open(&root).unwrap();
+                for i in 0..20 {
+                    let id = format!("c{t}-{i}");
+                    store
+                        .write(|tx| -> berth_store::Result<()> {
+                            let used = tx.used_addresses("n1")?;
+                            let addr = (2u32..)
+                                .map(|h| IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + h)))
+                                .find(|a| !used.contains(a))
+                                .unwrap();
+                            tx.insert_container(&container(&id))?;
+                            tx.insert_endpoint(&Endpoint {
+                                id: format!("e-{id}"),
+                                container_id: id.clone(),
+                                network_id: "n1".into(),
+                                ifname: "eth0".into(),
+                                host_ifname: format!("h-{id}"),
+                                mac: "02:00:00:00:00:01".into(),
+                                aliases: vec![],
+                                addresses: vec![EndpointAddress {
+                                    addr,
+                                    prefix_len: 16,
+                                    gateway: None,
+                                }],
+                            })
+                        })
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let mut store = Store::open(dir.path()).unwrap();
+    let (eps, used) = store
+        .read(|tx| -> berth_store::Result<_> {
+            Ok((tx.all_endpoints()?, tx.used_addresses("n1")?))
+        })
+        .unwrap();
+    assert_eq!(eps.len(), 160);
+    let distinct: BTreeSet<_> = eps.iter().map(|e| e.addresses[0].addr).collect();
+    assert_eq!(distinct.len(), 160);
+    assert_eq!(used, distinct);
+}
+
+#[test]
+fn removing_a_container_releases_its_addresses_and_endpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    store
+        .write(|tx| -> berth_store::Result<()> {
+            tx.insert_network(&network())?;
+            tx.insert_container(&container("a"))?;
+            tx.insert_endpoint(&Endpoint {
+                id: "e".into(),
+                container_id: "a".into(),
+                network_id: "n1".into(),
+                ifname: "eth0".into(),
+                host_ifname: "h".into(),
+                mac: "02:00:00:00:00:01".into(),
+                aliases: vec!["x".into()],
+                addresses: vec![EndpointAddress {
+                    addr: "10.0.0.2".parse().unwrap(),
+                    prefix_len: 16,
+                    gateway: Some("10.0.0.1".parse().unwrap()),
+                }],
+            })
+        })
+        .unwrap();
+    let dup = store.write(|tx| tx.insert_container(&container("a")));
+    assert!(dup.is_err_and(|e| e.is_unique_violation()));
+    store.write(|tx| tx.delete_container("a")).unwrap();
+    let (eps, used) = store
+        .read(|tx| -> berth_store::Result<_> {
+            Ok((tx.all_endpoints()?, tx.used_addresses("n1")?))
+        })
+        .unwrap();
+    assert!(eps.is_empty());
+    assert!(used.is_empty());
+}
