@@ -297,7 +297,7 @@ impl Sandbox {
         self.ok(
             "ip -br link | sort; ip -br addr | sort; ip route; nft list ruleset; \
              berth network ls --format json; berth ps -a --format json; \
-             find \"$BERTH_RUN_ROOT\" -path '*/locks' -prune -o -print 2>/dev/null | sort",
+             { find \"$BERTH_RUN_ROOT\" -path '*/locks' -prune -o -print 2>/dev/null || true; } | sort",
         )
     }
 

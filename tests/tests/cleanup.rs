@@ -212,3 +212,31 @@ fn a_container_whose_supervisor_died_shows_exited_and_gc_records_it() {
     );
     sb.berth_ok(&["rm", "victim"]);
 }
+
+#[test]
+fn sigterm_to_a_foreground_run_reaches_the_container_and_rm_still_happens() {
+    let sb = Sandbox::new();
+    let out = sb.ok(
+        "berth run --name fg sleep 100000 & b=$!; \
+         for i in $(seq 50); do berth inspect fg 2>/dev/null | grep -q '\"running\"' && break; sleep 0.1; done; \
+         kill -TERM $b; wait $b; echo rc=$?",
+    );
+    assert_eq!(
+        out.trim(),
+        "rc=143",
+        "berth exits with the container's status"
+    );
+    let v = sb.inspect("fg");
+    assert_eq!(v["State"], "exited");
+    assert_eq!(v["ExitCode"], 143);
+
+    let out = sb.ok(
+        "berth run --rm --name gone sleep 100000 & b=$!; \
+         for i in $(seq 50); do berth inspect gone 2>/dev/null | grep -q '\"running\"' && break; sleep 0.1; done; \
+         kill -INT $b; wait $b; echo rc=$?",
+    );
+    assert_eq!(out.trim(), "rc=130");
+    assert_ne!(sb.berth(&["inspect", "gone"]).code, 0, "--rm removed it");
+    sb.berth_ok(&["rm", "fg"]);
+    assert_eq!(leftovers(&sb), Vec::<String>::new());
+}

@@ -38,11 +38,47 @@ fn fails_sh(sb: &Sandbox, script: &str, code: i32, needles: &[&str]) -> Out {
             "`{script}`: the error must mention {needle:?}, got: {line}"
         );
     }
-    assert_eq!(
-        before, after,
-        "`{script}` failed but changed the host state"
-    );
+    assert_unchanged(&before, &after, script);
     out
+}
+
+/// The sandbox's state once it stopped changing by itself: a bridge that just got its first
+/// port reports its operstate (UNKNOWN, then UP) a moment later, which is not berth's doing.
+fn settled_state(sb: &Sandbox) -> String {
+    let mut last = sb.state();
+    for _ in 0..50 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let now = sb.state();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    panic!("the sandbox state does not settle:\n{last}");
+}
+
+/// Fails with the lines that differ when `after` is not `before`.
+fn assert_unchanged(before: &str, after: &str, script: &str) {
+    if before == after {
+        return;
+    }
+    let b: Vec<&str> = before.lines().collect();
+    let a: Vec<&str> = after.lines().collect();
+    let gone: Vec<String> = b
+        .iter()
+        .filter(|l| !a.contains(l))
+        .map(|l| format!("- {l}"))
+        .collect();
+    let new: Vec<String> = a
+        .iter()
+        .filter(|l| !b.contains(l))
+        .map(|l| format!("+ {l}"))
+        .collect();
+    panic!(
+        "`{script}` failed but changed the host state (- gone, + new):\n{}\n{}",
+        gone.join("\n"),
+        new.join("\n")
+    );
 }
 
 /// Runs berth with `args` and checks the error contract (see [`fails_sh`]).
@@ -63,11 +99,7 @@ fn usage_error(sb: &Sandbox, args: &[&str], needle: &str) {
         "`{script}`: stderr must mention {needle:?}: {}",
         out.stderr
     );
-    assert_eq!(
-        before,
-        sb.state(),
-        "`{script}` failed but changed the state"
-    );
+    assert_unchanged(&before, &sb.state(), &script);
 }
 
 /// A host with something on it: network `front` (10.5.0.0/16) holding the running container
@@ -337,6 +369,52 @@ fn malformed_input_is_refused_by_value() {
         &["-o", "bridge_name=a/b", "x"],
         &["invalid interface name", "a/b"],
     );
+    // Bridge names already taken: by a host interface, or by a network not active yet.
+    create(
+        &["-o", "bridge_name=lo", "x"],
+        &["interface lo", "already exists"],
+    );
+    sb.berth_ok(&["network", "create", "-o", "bridge_name=brcold", "cold"]);
+    create(
+        &["-o", "bridge_name=brcold", "x"],
+        &["bridge brcold", "network cold"],
+    );
+    // Labels, ranges, IPv6 subnets.
+    create(&["--label", "nokey", "x"], &["invalid label", "nokey"]);
+    create(
+        &[
+            "--subnet",
+            "10.30.0.0/24",
+            "--ip-range",
+            "10.31.0.0/24",
+            "x",
+        ],
+        &["ip range 10.31.0.0/24", "not inside"],
+    );
+    create(
+        &["--ip-range", "10.31.0.0/24", "x"],
+        &["--ip-range", "--subnet"],
+    );
+    create(&["--subnet", "fd00:1::/64", "x"], &["fd00:1::/64", "IPv6"]);
+    // Container settings.
+    fails(
+        &sb,
+        &["run", "--dns", "banana", "--network", "front", "true"],
+        125,
+        &["invalid address", "banana"],
+    );
+    fails(
+        &sb,
+        &["run", "--alias", "bad alias", "--network", "front", "true"],
+        125,
+        &["invalid alias name", "\"bad alias\""],
+    );
+    fails(
+        &sb,
+        &["network", "connect", "--alias", "bad alias", "front", "web"],
+        1,
+        &["invalid alias name", "\"bad alias\""],
+    );
 }
 
 #[test]
@@ -517,6 +595,85 @@ fn berth_refuses_to_run_without_root() {
     );
 }
 
+/// Writes an `nft` that fails every batch as a kernel without an nftables feature does;
+/// returns its path.
+fn fake_unsupported_nft(sb: &Sandbox) -> String {
+    let fake = sb
+        .root()
+        .parent()
+        .expect("the sandbox directory")
+        .join("fake-nft")
+        .display()
+        .to_string();
+    sb.ok(&format!(
+        "printf '%s\\n' '#!/bin/sh' 'cat >/dev/null' \
+         'echo \"Error: Could not process rule: Operation not supported\" >&2' 'exit 1' \
+         > {f} && chmod 755 {f}",
+        f = shell_quote(&fake)
+    ));
+    fake
+}
+
+/// `network rm` of a network with no containers (no bridge, no firewall elements) while the
+/// firewall cannot be programmed: it either succeeds (there was nothing to undo) or fails
+/// and leaves the network in place. It must not delete the network and then report an error.
+fn rm_with_broken_firewall(sb: &Sandbox, nft: &str, args: &[&str], net: &str) {
+    let quoted: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
+    let script = format!("BERTH_NFT={} berth {}", shell_quote(nft), quoted.join(" "));
+    let before = settled_state(sb);
+    let out = sb.sh(&script);
+    let after = sb.state();
+    if out.code == 0 {
+        let ls = sb.berth_ok(&["network", "ls"]);
+        assert!(
+            !ls.lines().any(|l| l.split_whitespace().nth(1) == Some(net)),
+            "`{script}` succeeded but {net} is still listed:\n{ls}"
+        );
+        return;
+    }
+    assert_eq!(out.stderr.lines().count(), 1, "`{script}`: {out:?}");
+    assert!(out.stderr.starts_with("Error: "), "`{script}`: {out:?}");
+    assert_unchanged(&before, &after, &script);
+}
+
+#[test]
+fn removing_an_idle_network_with_a_broken_firewall_is_all_or_nothing() {
+    let sb = Sandbox::new();
+    host_with_web(&sb);
+    let fake = fake_unsupported_nft(&sb);
+    sb.berth_ok(&["network", "create", "idle1"]);
+    sb.berth_ok(&["network", "create", "idle2"]);
+    rm_with_broken_firewall(&sb, "/nonexistent", &["network", "rm", "idle1"], "idle1");
+    rm_with_broken_firewall(&sb, &fake, &["network", "rm", "idle2"], "idle2");
+    sb.berth_ok(&["network", "create", "idle3"]);
+    rm_with_broken_firewall(&sb, "/nonexistent", &["network", "prune"], "idle3");
+}
+
+#[test]
+fn a_failed_first_activation_leaves_ip_forwarding_as_it_was() {
+    // No container yet: the first activation of a bridge turns forwarding on. When the
+    // firewall then cannot be programmed, the run fails and must not leave forwarding on
+    // (it would route between interfaces with none of berth's rules in place).
+    let sb = Sandbox::new();
+    let fake = fake_unsupported_nft(&sb);
+    sb.berth_ok(&["network", "create", "cold"]);
+    // berth's runtime directories exist (state() lists them), forwarding is not touched yet.
+    sb.berth_ok(&["run", "--rm", "--network", "none", "true"]);
+    let before = sb.ok("sysctl -n net.ipv4.ip_forward");
+    assert_eq!(before.trim(), "0", "a fresh namespace does not forward");
+    let run = format!(
+        "BERTH_NFT={} berth run --rm --network cold true",
+        shell_quote(&fake)
+    );
+    fails_sh(&sb, &run, 125, &["kernel", "modules"]);
+    let after = sb.ok("sysctl -n net.ipv4.ip_forward");
+    assert_eq!(
+        before.trim(),
+        after.trim(),
+        "`{run}` failed but changed net.ipv4.ip_forward"
+    );
+}
+
 #[test]
 fn a_missing_nft_binary_says_to_install_nftables() {
     let sb = Sandbox::new();
@@ -548,18 +705,7 @@ fn a_missing_nft_binary_says_to_install_nftables() {
 fn a_missing_kernel_feature_is_reported_and_undone() {
     let sb = Sandbox::new();
     host_with_web(&sb);
-    let fake = sb
-        .root()
-        .parent()
-        .expect("the sandbox directory")
-        .join("fake-nft");
-    let fake = fake.display().to_string();
-    sb.ok(&format!(
-        "printf '%s\\n' '#!/bin/sh' 'cat >/dev/null' \
-         'echo \"Error: Could not process rule: Operation not supported\" >&2' 'exit 1' \
-         > {f} && chmod 755 {f}",
-        f = shell_quote(&fake)
-    ));
+    let fake = fake_unsupported_nft(&sb);
     let net = sb.berth_ok(&["network", "create", "--subnet", "10.20.0.0/24", "cold"]);
     let bridge = format!("br-{}", &net[..12]);
 
@@ -642,6 +788,28 @@ fn a_failing_container_command_exits_with_its_own_status() {
     // exec passes the status through too.
     let out = sb.berth(&["exec", "web", "sh", "-c", "exit 5"]);
     assert_eq!(out.code, 5, "{out:?}");
+    // A command that does not exist: 127, as a shell (and Docker) says.
+    fails(
+        &sb,
+        &["exec", "web", "no-such-command"],
+        127,
+        &["no-such-command", "web"],
+    );
+}
+
+#[test]
+fn running_a_command_that_does_not_exist_exits_127_and_leaves_nothing() {
+    // Docker's contract: 125 when the engine failed, 126 when the command cannot be
+    // invoked, 127 when it cannot be found; `berth exec` already says 127.
+    let sb = Sandbox::new();
+    host_with_web(&sb);
+    for args in [
+        &["run", "--network", "front", "no-such-command"][..],
+        &["run", "--rm", "--network", "front", "no-such-command"],
+        &["run", "-d", "--network", "front", "no-such-command"],
+    ] {
+        fails(&sb, args, 127, &["no-such-command"]);
+    }
 }
 
 #[test]
@@ -700,6 +868,22 @@ fn host_and_none_modes_do_not_mix_and_other_drivers_are_refused() {
         1,
         &["network host", "host driver"],
     );
+    sb.berth_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "hosted",
+        "--network",
+        "host",
+        "sleep",
+        "100000",
+    ]);
+    fails(
+        &sb,
+        &["network", "connect", "front", "hosted"],
+        1,
+        &["container hosted", "host networking"],
+    );
     fails(
         &sb,
         &["network", "create", "-d", "overlay", "x"],
@@ -732,7 +916,8 @@ fn usage_errors_exit_2_and_change_nothing() {
     host_with_web(&sb);
     usage_error(&sb, &["network", "create"], "Usage");
     usage_error(&sb, &["run", "--network", "front"], "Usage");
-    usage_error(&sb, &["run", "--name", "-x", "sleep", "1"], "-x");
+    usage_error(&sb, &["run", "--name"], "--name");
+    usage_error(&sb, &["stop", "--time", "soon", "web"], "soon");
     usage_error(&sb, &["network", "frobnicate"], "frobnicate");
     usage_error(&sb, &["ps", "--format", "yaml"], "yaml");
 }

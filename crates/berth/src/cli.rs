@@ -166,7 +166,8 @@ pub(crate) struct RunArgs {
     /// Remove the container when its command exits.
     #[arg(long)]
     pub(crate) rm: bool,
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    /// The command and its arguments (flags after the command belong to it).
+    #[arg(required = true, trailing_var_arg = true)]
     pub(crate) command: Vec<String>,
 }
 
@@ -193,7 +194,8 @@ pub(crate) struct InspectArgs {
 #[derive(Args, Debug)]
 pub(crate) struct ExecArgs {
     pub(crate) container: String,
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    /// The command and its arguments (flags after the command belong to it).
+    #[arg(required = true, trailing_var_arg = true)]
     pub(crate) command: Vec<String>,
 }
 

@@ -77,24 +77,27 @@ pub(crate) fn activate(nl: &mut Netlink, fw: &Firewall, net: &Network) -> Result
     let index = nl
         .create_bridge(name, net.mtu)
         .op(|| format!("create bridge {name} for network {}", net.name))?;
-    let configured = configure(nl, fw, net, name, index);
-    if let Err(e) = configured {
+    if let Err(e) = configure(nl, fw, net, name, index) {
+        // Undo all of it: the bridge and any elements the batch added.
         let _ = nl.delete_link(index);
+        deactivate(net);
         return Err(e);
     }
     Ok((index, true))
 }
 
+/// Addresses, link state, firewall elements, then forwarding — last, so that a failure
+/// before it leaves the host's forwarding setting as it was.
 fn configure(nl: &mut Netlink, fw: &Firewall, net: &Network, name: &str, index: u32) -> Result<()> {
     for s in &net.subnets {
         nl.add_address(index, s.gateway, s.subnet.prefix_len())
             .op(|| format!("add gateway {} to bridge {name}", s.gateway))?;
     }
     nl.set_up(index).op(|| format!("bring bridge {name} up"))?;
-    sysctl::write("net/ipv4/ip_forward", "1").op(|| "enable IPv4 forwarding".into())?;
     if let Some(el) = elements(net) {
         fw.add_network(&el)?;
     }
+    sysctl::write("net/ipv4/ip_forward", "1").op(|| "enable IPv4 forwarding".into())?;
     Ok(())
 }
 

@@ -35,9 +35,31 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The container's command could not be started.
+    #[error("cannot start {program:?} in container {container}: {source}")]
+    Exec {
+        program: String,
+        container: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// Teardown went on past failures; these are all of them.
     #[error("{}", .0.join("; "))]
     Incomplete(Vec<String>),
+}
+
+impl Error {
+    /// The shell-style status for a command that could not start: 127 when it does not
+    /// exist, 126 when it cannot be executed (as Docker and shells report them).
+    pub fn exec_status(&self) -> Option<u8> {
+        match self {
+            Error::Exec { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Some(127)
+            }
+            Error::Exec { .. } => Some(126),
+            _ => None,
+        }
+    }
 }
 
 /// Result with the engine's error.

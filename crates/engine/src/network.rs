@@ -2,6 +2,7 @@
 
 use crate::bridge;
 use crate::ids::{new_id, now};
+use crate::lock::Lock;
 use crate::validate;
 use crate::{Engine, Error, Result};
 use berth_ipam::{self as ipam, IpNet, SubnetSpec};
@@ -306,43 +307,59 @@ pub fn find(engine: &mut Engine, reference: &str) -> Result<Network> {
         })
 }
 
-/// Removes a network that has no containers. Returns its name.
+/// Refuses to remove built-in networks and networks with endpoints.
+fn check_removable(tx: &berth_store::Tx<'_>, net: &Network) -> Result<()> {
+    if net.builtin {
+        return Err(Error::Conflict(format!(
+            "network {} is a built-in network and cannot be removed",
+            net.name
+        )));
+    }
+    let eps = tx.endpoints_of_network(&net.id)?;
+    if eps.is_empty() {
+        return Ok(());
+    }
+    let mut names = Vec::new();
+    for ep in &eps {
+        if let Some(c) = tx.container(&ep.container_id)? {
+            names.push(c.name);
+        }
+    }
+    Err(Error::Conflict(format!(
+        "network {} has {} attached container(s) ({}): remove or disconnect them first",
+        net.name,
+        eps.len(),
+        names.join(", ")
+    )))
+}
+
+/// Removes a network that has no containers. Returns its name. All or nothing: a bridge
+/// that a crash left behind is removed first, and the row only when that worked.
 pub fn remove(engine: &mut Engine, reference: &str) -> Result<String> {
-    let net = engine.store.write(|tx| -> Result<Network> {
+    let net = engine.store.read(|tx| -> Result<Network> {
         let net = tx.network(reference)?.ok_or_else(|| Error::NotFound {
             kind: "network",
             name: reference.to_string(),
         })?;
-        if net.builtin {
-            return Err(Error::Conflict(format!(
-                "network {} is a built-in network and cannot be removed",
-                net.name
-            )));
-        }
-        let eps = tx.endpoints_of_network(&net.id)?;
-        if !eps.is_empty() {
-            let mut names = Vec::new();
-            for ep in &eps {
-                if let Some(c) = tx.container(&ep.container_id)? {
-                    names.push(c.name);
-                }
-            }
-            return Err(Error::Conflict(format!(
-                "network {} has {} attached container(s) ({}): remove or disconnect them first",
-                net.name,
-                eps.len(),
-                names.join(", ")
-            )));
-        }
-        tx.delete_network(&net.id)?;
+        check_removable(tx, &net)?;
         Ok(net)
     })?;
-    // No endpoint means no bridge; clean up anyway in case a crash left one.
-    let errors = bridge::deactivate(&net);
-    match errors.is_empty() {
-        true => Ok(net.name),
-        false => Err(Error::Incomplete(errors)),
+    // Under the network's lock no endpoint can activate it meanwhile.
+    let _lock = Lock::exclusive(&engine.paths.network_lock(&net.id))?;
+    if let Some(name) = &net.bridge {
+        if bridge::host_view()?.links.contains(name) {
+            let errors = bridge::deactivate(&net);
+            if !errors.is_empty() {
+                return Err(Error::Incomplete(errors));
+            }
+        }
     }
+    engine.store.write(|tx| -> Result<()> {
+        check_removable(tx, &net)?;
+        Ok(tx.delete_network(&net.id)?)
+    })?;
+    let _ = std::fs::remove_file(engine.paths.network_lock(&net.id));
+    Ok(net.name)
 }
 
 /// Removes every user network without containers; returns their names.

@@ -17,18 +17,22 @@ impl Firewall {
     pub fn locate() -> Result<Firewall> {
         if let Some(p) = std::env::var_os("BERTH_NFT") {
             let p = PathBuf::from(p);
-            return if p.is_file() {
-                Ok(Firewall { nft: p })
-            } else {
-                Err(Error::MissingNft)
+            return match p.is_file() {
+                true => Ok(Firewall { nft: p }),
+                false => Err(Error::MissingNft {
+                    place: format!("at {} (BERTH_NFT)", p.display()),
+                }),
             };
         }
-        let path = std::env::var_os("PATH").ok_or(Error::MissingNft)?;
+        let in_path = || Error::MissingNft {
+            place: "in PATH".into(),
+        };
+        let path = std::env::var_os("PATH").ok_or_else(in_path)?;
         std::env::split_paths(&path)
             .map(|dir| dir.join("nft"))
             .find(|p| p.is_file())
             .map(|nft| Firewall { nft })
-            .ok_or(Error::MissingNft)
+            .ok_or_else(in_path)
     }
 
     /// The `nft` program used.
@@ -58,21 +62,15 @@ impl Firewall {
         }
         // One element (or the whole table) was missing: the batch failed as a whole, so
         // delete one element at a time and let only the real failures through.
-        let mut errors = Vec::new();
+        let mut first = None;
         for line in &lines {
             match self.run(&op, line) {
-                Ok(()) => {}
                 Err(Error::Nft { detail, .. }) if is_missing(&detail) => {}
-                Err(e) => errors.push(e.to_string()),
+                Err(e) => first = first.or(Some(e)),
+                Ok(()) => {}
             }
         }
-        match errors.is_empty() {
-            true => Ok(()),
-            false => Err(Error::Nft {
-                op,
-                detail: errors.join("; "),
-            }),
-        }
+        first.map_or(Ok(()), Err)
     }
 
     /// Re-applies the skeleton (repairs flushed or edited chains; keeps elements).

@@ -4,8 +4,11 @@
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The `nft` program is not installed.
-    #[error("nft not found in PATH: install the nftables package (apt-get install nftables)")]
-    MissingNft,
+    #[error("nft not found {place}: install the nftables package (apt-get install nftables)")]
+    MissingNft {
+        /// Where berth looked: "in PATH", or the `BERTH_NFT` path.
+        place: String,
+    },
     /// The kernel lacks nf_tables or one of the expressions berth uses.
     #[error("{op}: the kernel lacks an nftables feature berth needs ({detail}): load the nf_tables, nft_nat, nft_ct, nft_fib and nft_masq modules or use a kernel with them")]
     KernelFeature { op: String, detail: String },

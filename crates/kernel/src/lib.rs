@@ -16,6 +16,7 @@ mod error;
 pub mod netlink;
 pub mod netns;
 pub mod process;
+pub mod signals;
 pub mod sysctl;
 
 pub use error::{Error, Result};

@@ -117,6 +117,23 @@ fn check(rc: libc::c_int) -> io::Result<()> {
 impl Prepared {
     /// Runs in the forked child. Only system calls; no allocation.
     fn run(&self) -> io::Result<()> {
+        // The container starts with default signal dispositions and no signal blocked,
+        // whatever its caller ignored (a shell's background job ignores SIGINT) or blocked
+        // (a foreground `berth run` blocks termination signals to forward them), as a
+        // container runtime's init does.
+        for sig in 1..libc::SIGRTMIN() {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                // SAFETY: signal() with SIG_DFL installs no handler; invalid numbers fail.
+                unsafe { libc::signal(sig, libc::SIG_DFL) };
+            }
+        }
+        // SAFETY: sigset_t is plain data that sigemptyset initialises; sigprocmask reads it
+        // and takes NULL for the old mask.
+        check(unsafe {
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut())
+        })?;
         if let Some(ns) = &self.netns {
             // SAFETY: the fd is owned by `self` and open; setns takes no pointers.
             check(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) })?;

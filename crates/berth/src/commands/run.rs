@@ -32,18 +32,20 @@ pub(crate) fn run(paths: Paths, a: RunArgs) -> Result<Outcome, Failure> {
                 println!("{}", c.id);
                 Ok(Outcome::Ok)
             }
-            Err(e) => {
+            Err(f) => {
                 let _ = container::remove(&mut engine, &c.id, true);
-                Err(fail(e))
+                Err(f)
             }
         };
     }
-    let started = container::start(&mut engine, &c, Stdio3::inherit());
+    let signals = container::forward_termination_signals().map_err(|e| fail(e.into()))?;
+    let started = container::start(&mut engine, &c, Stdio3::inherit(), Some(&signals));
     let mut child = match started {
         Ok(child) => child,
         Err(e) => {
             let _ = container::remove(&mut engine, &c.id, true);
-            return Err(fail(e.into()));
+            let code = e.exec_status().unwrap_or(BERTH_FAILED);
+            return Err(Failure::with_code(e, code));
         }
     };
     let status = child.wait().map_err(|e| fail(e.into()))?;
@@ -52,14 +54,16 @@ pub(crate) fn run(paths: Paths, a: RunArgs) -> Result<Outcome, Failure> {
 }
 
 /// Starts `berth container-shim ID` in its own process group, its output in the container's
-/// log, and waits for its one line saying the container's process started.
-fn detach(paths: &Paths, id: &str) -> anyhow::Result<()> {
+/// log, and waits for its one line: `started`, or `failed CODE MESSAGE`.
+fn detach(paths: &Paths, id: &str) -> Result<(), Failure> {
+    let fail = |e: anyhow::Error| Failure::with_code(e, BERTH_FAILED);
     let log_path = paths.log(id);
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(&log_path)?;
-    let exe = std::env::current_exe()?;
+        .open(&log_path)
+        .map_err(|e| fail(e.into()))?;
+    let exe = std::env::current_exe().map_err(|e| fail(e.into()))?;
     let mut shim = Command::new(exe)
         .arg("--root")
         .arg(&paths.root)
@@ -70,21 +74,29 @@ fn detach(paths: &Paths, id: &str) -> anyhow::Result<()> {
         .stdout(Stdio::piped())
         .stderr(log)
         .process_group(0)
-        .spawn()?;
+        .spawn()
+        .map_err(|e| fail(e.into()))?;
     let out = shim.stdout.take().expect("stdout was piped");
     let mut line = String::new();
-    std::io::BufReader::new(out).read_line(&mut line)?;
+    std::io::BufReader::new(out)
+        .read_line(&mut line)
+        .map_err(|e| fail(e.into()))?;
     if line.trim() == "started" {
         return Ok(());
     }
     let _ = shim.wait();
-    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-    let reason = log
-        .lines()
-        .rfind(|l| l.starts_with("Error:"))
-        .unwrap_or("supervisor exited");
-    anyhow::bail!(
-        "start detached container: {}",
-        reason.trim_start_matches("Error: ")
-    )
+    match line
+        .trim()
+        .strip_prefix("failed ")
+        .and_then(|r| r.split_once(' '))
+    {
+        Some((code, msg)) => Err(Failure::with_code(
+            anyhow::anyhow!("{msg}"),
+            code.parse().unwrap_or(BERTH_FAILED),
+        )),
+        None => Err(fail(anyhow::anyhow!(
+            "start detached container: its supervisor exited (see {})",
+            log_path.display()
+        ))),
+    }
 }

@@ -1,5 +1,6 @@
 //! `berth container-shim ID` (internal): the supervisor of a detached container. It starts
-//! the container's process with its output in the log, says `started` on stdout, waits, and
+//! the container's process with its output in the log, says `started` (or `failed CODE
+//! MESSAGE`) on stdout, waits, and
 //! records the exit status (removing the container when it was run with `--rm`).
 
 use crate::{Failure, Outcome};
@@ -19,12 +20,17 @@ pub(crate) fn run(engine: &mut Engine, id: &str) -> Result<Outcome, Failure> {
         stdout: Stdio::from(log.try_clone()?),
         stderr: Stdio::from(log),
     };
-    let mut child = container::start(engine, &c, stdio)?;
+    let started = container::start(engine, &c, stdio, None);
     {
+        // One line for `berth run -d`: `started`, or `failed CODE MESSAGE`.
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "started");
+        let _ = match &started {
+            Ok(_) => writeln!(out, "started"),
+            Err(e) => writeln!(out, "failed {} {e}", e.exec_status().unwrap_or(125)),
+        };
         let _ = out.flush();
     }
+    let mut child = started?;
     let status = child.wait()?;
     container::record_exit(engine, &c, status)?;
     Ok(Outcome::Ok)

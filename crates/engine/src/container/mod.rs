@@ -11,7 +11,9 @@ mod remove;
 
 pub use connect::{connect, disconnect};
 pub use create::{create, RunRequest};
-pub use process::{exec_command, exit_code, record_exit, start, Stdio3};
+pub use process::{
+    exec_command, exit_code, forward_termination_signals, record_exit, start, Stdio3,
+};
 pub use remove::{remove, stop};
 
 use crate::{Engine, Error, Result};

@@ -4,7 +4,7 @@ use crate::error::KernelContext;
 use crate::files::ContainerFiles;
 use crate::ids::now;
 use crate::{Engine, Result};
-use berth_kernel::{netns, process as kproc};
+use berth_kernel::{netns, process as kproc, signals as kproc_signals};
 use berth_store::{Container, NetworkMode};
 use std::process::{Child, Command, ExitStatus, Stdio};
 
@@ -61,18 +61,26 @@ pub fn exec_command(engine: &Engine, c: &Container, argv: &[String]) -> Result<C
     Ok(cmd)
 }
 
-/// Starts the container's command and records it as running.
-pub fn start(engine: &mut Engine, c: &Container, stdio: Stdio3) -> Result<Child> {
+/// Starts the container's command and records it as running. With `signals`, the new
+/// process becomes their target before anything else happens.
+pub fn start(
+    engine: &mut Engine,
+    c: &Container,
+    stdio: Stdio3,
+    signals: Option<&kproc_signals::Forwarder>,
+) -> Result<Child> {
     let mut cmd = exec_command(engine, c, &c.command)?;
     cmd.stdin(stdio.stdin)
         .stdout(stdio.stdout)
         .stderr(stdio.stderr);
-    let child = cmd.spawn().map_err(|e| {
-        crate::Error::Invalid(format!(
-            "cannot start {:?} in container {}: {e}",
-            c.command[0], c.name
-        ))
+    let child = cmd.spawn().map_err(|source| crate::Error::Exec {
+        program: c.command[0].clone(),
+        container: c.name.clone(),
+        source,
     })?;
+    if let Some(s) = signals {
+        s.set_target(child.id() as i32);
+    }
     let pid = child.id() as i32;
     let start_time = kproc::start_time(pid).unwrap_or(0);
     let at = now();
@@ -102,4 +110,12 @@ pub fn record_exit(engine: &mut Engine, c: &Container, status: ExitStatus) -> Re
         super::remove(engine, &c.id, true)?;
     }
     Ok(code)
+}
+
+/// Starts forwarding SIGINT, SIGTERM, SIGHUP and SIGQUIT aimed at this process to the
+/// container's process (set its pid with `set_target`), so that a foreground `run` outlives
+/// them long enough to record the exit status and honour `--rm`.
+pub fn forward_termination_signals() -> Result<kproc_signals::Forwarder> {
+    kproc_signals::Forwarder::start(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT])
+        .op(|| "forward signals to the container".into())
 }
