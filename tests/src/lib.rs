@@ -210,13 +210,7 @@ impl Sandbox {
 
     /// Runs a script that must succeed; returns its stdout.
     pub fn ok(&self, script: &str) -> String {
-        let out = self.sh(script);
-        assert_eq!(
-            out.code, 0,
-            "script failed: {script}\nstdout: {}\nstderr: {}",
-            out.stdout, out.stderr
-        );
-        out.stdout
+        expect_ok(self.sh(script), "sandbox", script)
     }
 
     /// Runs berth with these arguments.
@@ -376,15 +370,9 @@ impl Outside {
         Out::from(self.command(script).output().expect("run nsenter"))
     }
 
-    /// Runs a script that must succeed.
+    /// Runs a script that must succeed; returns its stdout.
     pub fn ok(&self, script: &str) -> String {
-        let out = self.sh(script);
-        assert_eq!(
-            out.code, 0,
-            "outside script failed: {script}\n{}{}",
-            out.stdout, out.stderr
-        );
-        out.stdout
+        expect_ok(self.sh(script), "outside", script)
     }
 
     /// Starts a TCP server on 10.99.0.2:`port` that replies with the client's address; it
@@ -417,6 +405,16 @@ fn terminate(mut child: Child) {
         .args(["-TERM", &child.id().to_string()])
         .status();
     let _ = child.wait();
+}
+
+/// The stdout of a script that must have succeeded.
+fn expect_ok(out: Out, place: &str, script: &str) -> String {
+    assert_eq!(
+        out.code, 0,
+        "{place} script failed: {script}\nstdout: {}\nstderr: {}",
+        out.stdout, out.stderr
+    );
+    out.stdout
 }
 
 /// Quotes one shell word.
