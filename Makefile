@@ -1,5 +1,6 @@
 # One entry point for building, linting and testing berth. CI runs `make test` via .ci/run.
 CARGO ?= cargo
+SHELL := /bin/bash
 export CARGO_TERM_COLOR ?= never
 
 .PHONY: all deps build release lint fmt test test-unit test-e2e seed ci clean
@@ -28,7 +29,9 @@ seed: deps release
 
 # Everything CI checks: lint, unit and property tests, black-box tests in namespaces.
 test: deps lint build
-	$(CARGO) test --locked --workspace -- --test-threads=2
+	set -o pipefail; $(CARGO) test --locked --workspace --no-fail-fast -- --test-threads=2 2>&1 \
+	  | tee target/test.log
+	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "tests: %d passed, %d failed\n", p, f}' target/test.log
 
 clean:
 	$(CARGO) clean

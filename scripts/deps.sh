@@ -13,6 +13,8 @@ have make || need+=(make)
 have gcc || need+=(gcc)
 have setpriv || need+=(util-linux)
 have sqlite3 || need+=(sqlite3)
+have sysctl || need+=(procps)
+have ps || need+=(procps)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "missing packages: ${need[*]}: run this script as root (sudo)" >&2
