@@ -15,8 +15,17 @@ use std::collections::BTreeSet;
 
 pub(crate) fn run(engine: &mut Engine) -> Result<Vec<String>> {
     let mut done = Vec::new();
-    // 1. Containers whose supervisor died: record the exit; honour --rm.
+    // 1. Containers whose creator died mid-setup: remove what it built.
+    //    Containers whose supervisor died: record the exit; honour --rm.
     for (c, _) in container::list(engine)? {
+        if c.state == ContainerState::Created && !container::creator_alive(&c) {
+            container::remove(engine, &c.id, true)?;
+            done.push(format!(
+                "container {}: removed (its creator died during setup)",
+                c.name
+            ));
+            continue;
+        }
         if c.state == ContainerState::Running && !container::is_running(&c) {
             let at = now();
             engine

@@ -179,8 +179,10 @@ pub fn create(engine: &mut Engine, req: &RunRequest) -> Result<Container> {
         command: req.command.clone(),
         mode: c.mode,
         netns: netns_path.as_ref().map(|p| p.display().to_string()),
-        pid: None,
-        pid_start: None,
+        // Until the container's process starts, the pid is the creating berth's: if that
+        // dies mid-setup, `gc` knows the half-built container is a crash's leftover.
+        pid: Some(std::process::id() as i32),
+        pid_start: berth_kernel::process::start_time(std::process::id() as i32),
         state: ContainerState::Created,
         exit_code: None,
         auto_remove: req.auto_remove,

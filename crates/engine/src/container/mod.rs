@@ -59,6 +59,14 @@ pub fn is_running(c: &Container) -> bool {
         }
 }
 
+/// For a container still being created: whether the berth process creating it is alive.
+pub fn creator_alive(c: &Container) -> bool {
+    match (c.pid, c.pid_start) {
+        (Some(pid), Some(start)) => kproc::is_alive(pid, start),
+        _ => false,
+    }
+}
+
 /// The state to show: a `running` row whose process is gone (its supervisor was killed)
 /// shows as `exited`.
 pub fn live_state(c: &Container) -> ContainerState {
