@@ -73,35 +73,6 @@ impl Firewall {
         first.map_or(Ok(()), Err)
     }
 
-    /// Re-applies the skeleton (repairs flushed or edited chains; keeps elements).
-    pub fn ensure_skeleton(&self) -> Result<()> {
-        self.run("create firewall table inet berth", &ruleset::skeleton())
-    }
-
-    /// Deletes the whole table (used by `gc` when berth has nothing left).
-    pub fn delete_table(&self) -> Result<()> {
-        match self.run(
-            "delete firewall table inet berth",
-            "delete table inet berth",
-        ) {
-            Err(Error::Nft { detail, .. }) if is_missing(&detail) => Ok(()),
-            other => other,
-        }
-    }
-
-    /// True when `inet berth` exists.
-    pub fn table_exists(&self) -> Result<bool> {
-        let out = Command::new(&self.nft)
-            .args(["list", "table", "inet", "berth"])
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|source| Error::Io {
-                op: format!("run {}", self.nft.display()),
-                source,
-            })?;
-        Ok(out.status.success())
-    }
-
     fn run(&self, op: &str, script: &str) -> Result<()> {
         let io = |source| Error::Io {
             op: format!("{op}: run {}", self.nft.display()),
