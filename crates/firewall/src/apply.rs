@@ -3,7 +3,7 @@
 use crate::ruleset::{self, NetworkElements};
 use crate::{Error, Result};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 /// A handle on the `nft` program, for the calling process's network namespace.
@@ -33,11 +33,6 @@ impl Firewall {
             .find(|p| p.is_file())
             .map(|nft| Firewall { nft })
             .ok_or_else(in_path)
-    }
-
-    /// The `nft` program used.
-    pub fn program(&self) -> &Path {
-        &self.nft
     }
 
     /// Creates or repairs the skeleton and adds one network's elements, atomically.
