@@ -325,8 +325,12 @@ impl Drop for Sandbox {
         let ps = self.sh("berth ps -a --format json");
         if let Ok(serde_json::Value::Array(cs)) = serde_json::from_str(&ps.stdout) {
             for c in cs {
-                if let Some(pid) = c["Pid"].as_i64().filter(|p| *p > 0) {
-                    let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+                if let Some(pid) = c["Pid"].as_i64().filter(|p| *p > 1) {
+                    // A detached container leads its own process group: end all of it.
+                    let _ = Command::new("kill")
+                        .args(["-9", "--", &format!("-{pid}"), &pid.to_string()])
+                        .stderr(Stdio::null())
+                        .status();
                 }
             }
         }

@@ -266,3 +266,39 @@ fn gc_removes_a_container_whose_run_was_killed_mid_setup() {
     sb.berth_ok(&["network", "rm", "half"]);
     assert_eq!(leftovers(&sb), Vec::<String>::new());
 }
+
+#[test]
+fn stop_and_rm_end_what_a_detached_container_started() {
+    let sb = Sandbox::new();
+    let pidfile = sb.root().with_file_name("child.pid");
+    for (verb, name) in [("stop", "fam1"), ("rm", "fam2")] {
+        sb.berth_ok(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "sh",
+            "-c",
+            &format!("sleep 100000 & echo $! > {}; wait", pidfile.display()),
+        ]);
+        let child = sb.ok(&format!(
+            "for i in $(seq 50); do [ -s {0} ] && break; sleep 0.05; done; cat {0}",
+            pidfile.display()
+        ));
+        let child = child.trim().to_string();
+        sb.ok(&format!("kill -0 {child}"));
+        match verb {
+            "stop" => sb.berth_ok(&["stop", "-t", "5", name]),
+            _ => sb.berth_ok(&["rm", "-f", name]),
+        };
+        // Gone, or a zombie waiting for the machine's init to reap it.
+        let state = sb.ok(&format!(
+            "awk '{{print $3}}' /proc/{child}/stat 2>/dev/null || true"
+        ));
+        assert!(
+            matches!(state.trim(), "" | "Z"),
+            "{verb}: the container's child {child} is still alive (state {state})"
+        );
+        std::fs::remove_file(&pidfile).unwrap();
+    }
+}

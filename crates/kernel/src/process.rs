@@ -244,6 +244,23 @@ pub fn kill(pid: i32, signal: i32) -> Result<()> {
     Ok(())
 }
 
+/// Sends `signal` to the process group led by `pgid` (`kill(-pgid)`): a container's command
+/// and the processes it started. Not-found (no such group) stays typed.
+pub fn kill_group(pgid: i32, signal: i32) -> Result<()> {
+    if pgid <= 1 {
+        return Err(Error::Invalid(format!(
+            "kill process group {pgid}: not a process group berth started"
+        )));
+    }
+    // SAFETY: kill takes no pointers; -pgid with pgid > 1 names one process group.
+    if unsafe { libc::kill(-pgid, signal) } != 0 {
+        return Err(Error::last_os(format!(
+            "send signal {signal} to process group {pgid}"
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,7 +39,12 @@ pub(crate) fn run(paths: Paths, a: RunArgs) -> Result<Outcome, Failure> {
         };
     }
     let signals = container::forward_termination_signals().map_err(|e| fail(e.into()))?;
-    let started = container::start(&mut engine, &c, Stdio3::inherit(), Some(&signals));
+    let started = container::start(
+        &mut engine,
+        &c,
+        Stdio3::inherit(),
+        container::Launch::Foreground(&signals),
+    );
     let mut child = match started {
         Ok(child) => child,
         Err(e) => {

@@ -20,7 +20,7 @@ pub(crate) fn run(engine: &mut Engine, id: &str) -> Result<Outcome, Failure> {
         stdout: Stdio::from(log.try_clone()?),
         stderr: Stdio::from(log),
     };
-    let started = container::start(engine, &c, stdio, None);
+    let started = container::start(engine, &c, stdio, container::Launch::Detached);
     {
         // One line for `berth run -d`: `started`, or `failed CODE MESSAGE`.
         let mut out = std::io::stdout().lock();

@@ -12,7 +12,7 @@ mod remove;
 pub use connect::{connect, disconnect};
 pub use create::{create, RunRequest};
 pub use process::{
-    exec_command, exit_code, forward_termination_signals, record_exit, start, Stdio3,
+    exec_command, exit_code, forward_termination_signals, record_exit, start, Launch, Stdio3,
 };
 pub use remove::{remove, stop};
 

@@ -6,6 +6,7 @@ use crate::ids::now;
 use crate::{Engine, Result};
 use berth_kernel::{netns, process as kproc, signals as kproc_signals};
 use berth_store::{Container, NetworkMode};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 
 /// Standard input, output and error for a container's process.
@@ -61,25 +62,36 @@ pub fn exec_command(engine: &Engine, c: &Container, argv: &[String]) -> Result<C
     Ok(cmd)
 }
 
-/// Starts the container's command and records it as running. With `signals`, the new
-/// process becomes their target before anything else happens.
+/// How a container's command is attached to its caller.
+pub enum Launch<'a> {
+    /// In the caller's process group (its terminal keeps working); the forwarder passes the
+    /// caller's termination signals on.
+    Foreground(&'a kproc_signals::Forwarder),
+    /// Leader of its own process group, so `stop` and `rm -f` reach everything it started.
+    Detached,
+}
+
+/// Starts the container's command and records it as running.
 pub fn start(
     engine: &mut Engine,
     c: &Container,
     stdio: Stdio3,
-    signals: Option<&kproc_signals::Forwarder>,
+    launch: Launch<'_>,
 ) -> Result<Child> {
     let mut cmd = exec_command(engine, c, &c.command)?;
     cmd.stdin(stdio.stdin)
         .stdout(stdio.stdout)
         .stderr(stdio.stderr);
+    if let Launch::Detached = launch {
+        cmd.process_group(0);
+    }
     let child = cmd.spawn().map_err(|source| crate::Error::Exec {
         program: c.command[0].clone(),
         container: c.name.clone(),
         source,
     })?;
-    if let Some(s) = signals {
-        s.set_target(child.id() as i32);
+    if let Launch::Foreground(signals) = launch {
+        signals.set_target(child.id() as i32);
     }
     let pid = child.id() as i32;
     let start_time = kproc::start_time(pid).unwrap_or(0);

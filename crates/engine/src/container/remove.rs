@@ -6,6 +6,14 @@ use berth_kernel::{netns, process as kproc};
 use berth_store::{Container, Endpoint};
 use std::time::{Duration, Instant};
 
+/// Signals the container's process group (a detached container leads its own), else the
+/// process alone (a foreground one shares its caller's group).
+fn signal(pid: i32, sig: i32) {
+    if kproc::kill_group(pid, sig).is_err() {
+        let _ = kproc::kill(pid, sig);
+    }
+}
+
 /// Waits up to `timeout` for the container's process to end.
 fn wait_dead(c: &Container, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
@@ -25,9 +33,9 @@ pub fn stop(engine: &mut Engine, reference: &str, timeout: Duration) -> Result<S
         return Ok(c.name);
     }
     let pid = c.pid.expect("a running container has a pid");
-    let _ = kproc::kill(pid, libc::SIGTERM);
+    signal(pid, libc::SIGTERM);
     if !wait_dead(&c, timeout) {
-        let _ = kproc::kill(pid, libc::SIGKILL);
+        signal(pid, libc::SIGKILL);
         if !wait_dead(&c, Duration::from_secs(10)) {
             return Err(Error::Conflict(format!(
                 "container {} (pid {pid}) did not stop after SIGKILL",
@@ -69,7 +77,7 @@ pub fn remove(engine: &mut Engine, reference: &str, force: bool) -> Result<Optio
             )));
         }
         let pid = c.pid.expect("a running container has a pid");
-        let _ = kproc::kill(pid, libc::SIGKILL);
+        signal(pid, libc::SIGKILL);
         if !wait_dead(&c, Duration::from_secs(10)) {
             return Err(Error::Conflict(format!(
                 "container {} (pid {pid}) did not die after SIGKILL",
