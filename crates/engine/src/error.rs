@@ -21,6 +21,13 @@ pub enum Error {
     Store(#[from] berth_store::Error),
     #[error(transparent)]
     Firewall(#[from] berth_firewall::Error),
+    /// The kernel lacks something berth needs (a module, a link type).
+    #[error("{op}: {source}: the kernel lacks a feature berth needs: load the bridge and veth modules (modprobe bridge veth) or use a kernel built with them")]
+    KernelFeature {
+        op: String,
+        #[source]
+        source: berth_kernel::Error,
+    },
     /// The kernel refused an operation.
     #[error("{op}: {source}")]
     Kernel {
@@ -72,12 +79,42 @@ pub(crate) trait KernelContext<T> {
 
 impl<T> KernelContext<T> for std::result::Result<T, berth_kernel::Error> {
     fn op(self, op: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| Error::Kernel { op: op(), source })
+        self.map_err(|source| match source.errno() {
+            // What the kernel answers for an unknown link kind or a missing module.
+            Some(libc::EOPNOTSUPP | libc::EAFNOSUPPORT | libc::EPROTONOSUPPORT) => {
+                Error::KernelFeature { op: op(), source }
+            }
+            _ => Error::Kernel { op: op(), source },
+        })
     }
 }
 
 impl<T> KernelContext<T> for std::io::Result<T> {
     fn op(self, op: impl FnOnce() -> String) -> Result<T> {
         self.map_err(|source| Error::Io { op: op(), source })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsupported_operations_say_what_to_load() {
+        let r: std::result::Result<(), _> = Err(berth_kernel::Error::netlink(
+            "create bridge berth0",
+            libc::EOPNOTSUPP,
+        ));
+        let e = r
+            .op(|| "create bridge berth0 for network bridge".into())
+            .unwrap_err();
+        assert!(matches!(e, Error::KernelFeature { .. }));
+        assert!(e.to_string().contains("modprobe bridge veth"), "{e}");
+        let r: std::result::Result<(), _> = Err(berth_kernel::Error::netlink(
+            "create bridge berth0",
+            libc::EEXIST,
+        ));
+        let e = r.op(|| "create bridge".into()).unwrap_err();
+        assert!(matches!(e, Error::Kernel { .. }));
     }
 }
