@@ -15,6 +15,8 @@ have setpriv || need+=(util-linux)
 have sqlite3 || need+=(sqlite3)
 have sysctl || need+=(procps)
 have ps || need+=(procps)
+have conntrack || need+=(conntrack)
+have python3 || need+=(python3)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "missing packages: ${need[*]}: run this script as root (sudo)" >&2

@@ -289,26 +289,31 @@ impl Sandbox {
     /// ruleset, berth's view of networks and containers, and its runtime files.
     pub fn state(&self) -> String {
         self.ok(
-            "ip -br link | sort; ip -br addr | sort; ip route; nft list ruleset; \
+            "ip -br link | awk '{print $1, $3, $4}' | sort; ip -br addr | awk '{$2=\"\"; print}' | sort; ip route; nft list ruleset; \
              berth network ls --format json; berth ps -a --format json; \
              { find \"$BERTH_RUN_ROOT\" -path '*/locks' -prune -o -print 2>/dev/null || true; } | sort",
         )
     }
 
-    /// Makes an "outside" machine beyond the host: namespace `o0` 10.99.0.2/24 with a
-    /// default route to the host at 10.99.0.1 on `out0`.
+    /// Makes an "outside" machine beyond the host: namespace `o0` 10.99.0.2/24 and
+    /// fd99::2/64 with default routes to the host at 10.99.0.1 / fd99::1 on `out0`.
     pub fn outside(&self) -> Outside {
         let holder = Holder::start(&["-n"], None);
         let pid = holder.pid();
         self.ok(&format!(
             "ip link add out0 type veth peer name o0 netns {pid} && \
-             ip addr add 10.99.0.1/24 dev out0 && ip link set out0 up"
+             ip addr add 10.99.0.1/24 dev out0 && ip addr add fd99::1/64 dev out0 nodad && \
+             ip link set out0 up"
         ));
         let o = Outside {
             holder,
             servers: Vec::new(),
         };
-        o.ok("ip addr add 10.99.0.2/24 dev o0 && ip link set o0 up && ip route add default via 10.99.0.1");
+        o.ok(
+            "ip addr add 10.99.0.2/24 dev o0 && ip addr add fd99::2/64 dev o0 nodad && \
+              ip link set o0 up && ip route add default via 10.99.0.1 && \
+              ip -6 route add default via fd99::1",
+        );
         o
     }
 }
@@ -385,6 +390,21 @@ impl Outside {
         let child = self
             .command(&format!(
                 "exec socat TCP-LISTEN:{port},fork,reuseaddr SYSTEM:'echo $SOCAT_PEERADDR'"
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start outside server");
+        self.servers.push(child);
+    }
+}
+
+impl Outside {
+    /// Like [`Outside::whoami_server`], on [fd99::2]:`port`.
+    pub fn whoami_server6(&mut self, port: u16) {
+        let child = self
+            .command(&format!(
+                "exec socat TCP6-LISTEN:{port},fork,reuseaddr SYSTEM:'echo $SOCAT_PEERADDR'"
             ))
             .stdout(Stdio::null())
             .stderr(Stdio::null())

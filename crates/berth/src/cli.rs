@@ -40,6 +40,22 @@ pub(crate) enum Command {
     Network(NetworkCommand),
     /// Run a command in a new container.
     Run(RunArgs),
+    /// Create a container with its network, without starting its command.
+    Create(ContainerArgs),
+    /// Start created containers in the background.
+    Start {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// List a container's published ports.
+    Port {
+        container: String,
+        /// Only this container port (`80` or `80/udp`).
+        private_port: Option<String>,
+    },
+    /// berth's nftables table.
+    #[command(subcommand)]
+    Firewall(FirewallCommand),
     /// List containers.
     Ps(PsArgs),
     /// Show containers as JSON.
@@ -57,6 +73,12 @@ pub(crate) enum Command {
     /// (internal) Supervise a detached container's process.
     #[command(hide = true)]
     ContainerShim { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum FirewallCommand {
+    /// Reinstall berth's table and every element from berth's state.
+    Reload,
 }
 
 #[derive(Subcommand, Debug)]
@@ -148,6 +170,12 @@ pub(crate) struct RunArgs {
     /// Run in the background and print the container id.
     #[arg(short, long)]
     pub(crate) detach: bool,
+    #[command(flatten)]
+    pub(crate) container: ContainerArgs,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ContainerArgs {
     #[arg(long)]
     pub(crate) name: Option<String>,
     /// Network to join (repeatable); host and none select those modes.
@@ -163,6 +191,9 @@ pub(crate) struct RunArgs {
     /// DNS servers for the container's resolv.conf.
     #[arg(long)]
     pub(crate) dns: Vec<String>,
+    /// Publish a container port: [HOSTIP:][HOSTPORT[-END]:]CTRPORT[-END][/tcp|/udp|/sctp].
+    #[arg(short = 'p', long = "publish")]
+    pub(crate) publish: Vec<String>,
     /// Remove the container when its command exits.
     #[arg(long)]
     pub(crate) rm: bool,

@@ -7,7 +7,7 @@
 
 use crate::error::KernelContext;
 use crate::{Error, Result};
-use berth_firewall::{Firewall, NetworkElements};
+use berth_firewall::{Firewall, NetworkElements, Update};
 use berth_ipam::IpNet;
 use berth_kernel::netlink::Netlink;
 use berth_kernel::sysctl;
@@ -57,7 +57,7 @@ pub(crate) fn elements(net: &Network) -> Option<NetworkElements> {
 
 /// Makes the network's bridge exist and work on this host; returns its ifindex and whether
 /// this call created it (so a failed setup can undo exactly that).
-pub(crate) fn activate(nl: &mut Netlink, fw: &Firewall, net: &Network) -> Result<(u32, bool)> {
+pub(crate) fn activate(nl: &mut Netlink, fw: &mut Firewall, net: &Network) -> Result<(u32, bool)> {
     let name = net
         .bridge
         .as_deref()
@@ -88,16 +88,30 @@ pub(crate) fn activate(nl: &mut Netlink, fw: &Firewall, net: &Network) -> Result
 
 /// Addresses, link state, firewall elements, then forwarding — last, so that a failure
 /// before it leaves the host's forwarding setting as it was.
-fn configure(nl: &mut Netlink, fw: &Firewall, net: &Network, name: &str, index: u32) -> Result<()> {
+fn configure(
+    nl: &mut Netlink,
+    fw: &mut Firewall,
+    net: &Network,
+    name: &str,
+    index: u32,
+) -> Result<()> {
     for s in &net.subnets {
         nl.add_address(index, s.gateway, s.subnet.prefix_len())
             .op(|| format!("add gateway {} to bridge {name}", s.gateway))?;
     }
     nl.set_up(index).op(|| format!("bring bridge {name} up"))?;
+    // Published ports answer on 127.0.0.1: DNAT'd loopback-sourced packets may leave through
+    // this bridge (the guard chain drops 127/8 arriving from anywhere but lo).
+    sysctl::write(&format!("net/ipv4/conf/{name}/route_localnet"), "1")
+        .op(|| format!("enable route_localnet on {name}"))?;
     if let Some(el) = elements(net) {
-        fw.add_network(&el)?;
+        fw.apply(Update::new().add_network(&el))?;
     }
     sysctl::write("net/ipv4/ip_forward", "1").op(|| "enable IPv4 forwarding".into())?;
+    if net.subnets.iter().any(|s| s.subnet.addr().is_ipv6()) {
+        sysctl::write("net/ipv6/conf/all/forwarding", "1")
+            .op(|| "enable IPv6 forwarding".into())?;
+    }
     Ok(())
 }
 
@@ -123,13 +137,14 @@ pub(crate) fn deactivate(net: &Network) -> Vec<String> {
         Err(e) => errors.push(format!("open netlink socket: {e}")),
     }
     if let Some(el) = elements(net) {
-        match Firewall::locate() {
-            Ok(fw) => {
-                if let Err(e) = fw.remove_network(&el) {
-                    errors.push(e.to_string());
-                }
-            }
-            Err(e) => errors.push(e.to_string()),
+        // A table that is missing (or of another version) holds nothing to remove: the
+        // next setup rebuilds it from the store.
+        let removed = Firewall::open().and_then(|mut fw| match fw.is_installed()? {
+            true => fw.apply(Update::new().remove_network(&el)),
+            false => Ok(()),
+        });
+        if let Err(e) = removed {
+            errors.push(e.to_string());
         }
     }
     errors

@@ -17,7 +17,7 @@ use std::net::IpAddr;
 /// Creates the endpoint's kernel objects (and the network's, when it is the first here).
 pub(crate) fn attach(
     paths: &Paths,
-    fw: &Firewall,
+    fw: &mut Firewall,
     net: &Network,
     ep: &Endpoint,
     netns: &File,
@@ -60,6 +60,10 @@ fn veth(
         nl.set_port_isolated(index, true)
             .op(|| format!("isolate bridge port {}", what()))?;
     }
+    // A container reaching its own published port through a host address gets its DNAT'd
+    // packets bridged back out of the port they came in by.
+    nl.set_port_hairpin(index, true)
+        .op(|| format!("set hairpin mode on {}", what()))?;
     nl.set_up(index)
         .op(|| format!("bring veth {} up", what()))?;
 
@@ -77,18 +81,17 @@ fn veth(
         .set_up(link.index)
         .op(|| format!("bring {} up in container", ep.ifname))?;
     if default_route {
-        let gw = ep
-            .addresses
-            .iter()
-            .find_map(|a| a.gateway.filter(|g| matches!(g, IpAddr::V4(_))));
-        if let Some(gw) = gw {
-            inner
-                .add_route(
-                    "0.0.0.0/0".parse().expect("constant"),
-                    Some(gw),
-                    Some(link.index),
-                )
-                .op(|| format!("add default route via {gw}"))?;
+        // One default route per family, via this network's gateway of that family.
+        for (v4, dst) in [(true, "0.0.0.0/0"), (false, "::/0")] {
+            let gw = ep
+                .addresses
+                .iter()
+                .find_map(|a| a.gateway.filter(|g| g.is_ipv4() == v4));
+            if let Some(gw) = gw {
+                inner
+                    .add_route(dst.parse().expect("constant"), Some(gw), Some(link.index))
+                    .op(|| format!("add default route via {gw}"))?;
+            }
         }
     }
     Ok(())

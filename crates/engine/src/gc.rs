@@ -8,7 +8,6 @@ use crate::bridge;
 use crate::error::KernelContext;
 use crate::ids::now;
 use crate::{container, Engine, Result};
-use berth_firewall::Firewall;
 use berth_kernel::{netlink::Netlink, netns};
 use berth_store::ContainerState;
 use std::collections::BTreeSet;
@@ -54,7 +53,6 @@ pub(crate) fn run(engine: &mut Engine) -> Result<Vec<String>> {
             done.push(format!("link {}: removed (no endpoint)", link.name));
         }
     }
-    let fw = Firewall::locate().ok();
     for net in networks.iter().filter(|n| n.bridge.is_some()) {
         let active = endpoints.iter().any(|e| e.network_id == net.id);
         let name = net.bridge.as_deref().unwrap_or_default();
@@ -68,14 +66,15 @@ pub(crate) fn run(engine: &mut Engine) -> Result<Vec<String>> {
             if !errors.is_empty() {
                 return Err(crate::Error::Incomplete(errors));
             }
-        } else if active {
-            // Re-assert the network's firewall elements (a flush may have taken them).
-            if let (Some(fw), Some(el)) = (&fw, bridge::elements(net)) {
-                fw.add_network(&el)?;
-            }
         }
     }
-    // 3. Namespace files and container directories that no container owns.
+    // 3. The firewall: rebuilt whole from the store, which drops stale elements and
+    //    restores missing ones.
+    if !endpoints.is_empty() {
+        let n = crate::fw::reload(&mut engine.store)?;
+        done.push(format!("firewall: reinstalled with {n} elements"));
+    }
+    // 4. Namespace files and container directories that no container owns.
     let ids: BTreeSet<&str> = containers.iter().map(|c| c.id.as_str()).collect();
     for dir in [engine.paths.netns_dir(), engine.paths.containers_dir()] {
         let Ok(entries) = std::fs::read_dir(&dir) else {

@@ -12,18 +12,21 @@
 //!
 //! Layout: [`network`] (create, list, remove, connect), [`container`] (run, stop, rm, exec),
 //! `bridge` (the bridge driver: activating a network on this host), `endpoint` (one veth
-//! attachment), `gc` (reconcile kernel and store), [`view`] (inspect JSON).
+//! attachment), `gc` (reconcile kernel and store), [`ports`] (published ports), `fw` (the firewall
+//! opened, repaired and reloaded from the store), [`view`] (inspect JSON).
 
 mod bridge;
 pub mod container;
 mod endpoint;
 mod error;
 mod files;
+mod fw;
 mod gc;
 mod ids;
 mod lock;
 pub mod network;
 mod paths;
+pub mod ports;
 mod validate;
 pub mod view;
 
@@ -56,5 +59,11 @@ impl Engine {
     /// Reconciles the kernel with the store; returns what was removed.
     pub fn gc(&mut self) -> Result<Vec<String>> {
         gc::run(self)
+    }
+
+    /// Reinstalls berth's firewall table and every element the store implies (`berth
+    /// firewall reload`); returns how many elements it restored.
+    pub fn firewall_reload(&mut self) -> Result<usize> {
+        fw::reload(&mut self.store)
     }
 }

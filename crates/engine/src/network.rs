@@ -123,11 +123,6 @@ fn settings(req: &CreateRequest) -> Result<BridgeSettings> {
             )))
         }
     }
-    if req.ipv6 {
-        return Err(Error::Invalid(
-            "IPv6 networks are not supported by this version of berth yet: leave out --ipv6".into(),
-        ));
-    }
     let mut out = BridgeSettings {
         bridge: None,
         icc: true,
@@ -179,9 +174,9 @@ fn explicit_subnets(req: &CreateRequest) -> Result<Vec<SubnetSpec>> {
     let mut specs = Vec::new();
     for (i, s) in req.subnets.iter().enumerate() {
         let subnet = ipam::parse_subnet(s)?;
-        if !matches!(subnet, IpNet::V4(_)) {
+        if matches!(subnet, IpNet::V6(_)) && !req.ipv6 {
             return Err(Error::Invalid(format!(
-                "subnet {subnet} is IPv6, which this version of berth does not support yet"
+                "subnet {subnet} is IPv6: add --ipv6 to create an IPv6 network"
             )));
         }
         let gateway = req.gateways.get(i).map(|g| ipam::parse_ip(g)).transpose()?;
@@ -246,22 +241,36 @@ pub fn create(engine: &mut Engine, req: &CreateRequest) -> Result<Network> {
             .iter()
             .flat_map(|n| n.subnets.iter().map(|s| (s.subnet, n.name.clone())))
             .collect();
-        let specs = if explicit.is_empty() {
-            let mut avoid: Vec<IpNet> = taken.iter().map(|(s, _)| *s).collect();
-            avoid.extend(host.subnets.iter().copied());
-            let subnet =
-                ipam::choose_subnet(&ipam::default_pools_v4(), &avoid).ok_or_else(|| {
-                    Error::Conflict(
-                        "no free subnet left in the default pools: give one with --subnet".into(),
-                    )
+        for s in &explicit {
+            ipam::check_overlap(s.subnet, &taken)?;
+        }
+        // A family the user gave no subnet for gets one from the default pools: IPv4
+        // always, IPv6 with --ipv6.
+        let mut avoid: Vec<IpNet> = taken.iter().map(|(s, _)| *s).collect();
+        avoid.extend(host.subnets.iter().copied());
+        let mut specs = Vec::new();
+        let families = [
+            (true, ipam::default_pools_v4()),
+            (req.ipv6, ipam::default_pools_v6()),
+        ];
+        for (wanted, pools) in families {
+            let v4 = pools[0].base.addr().is_ipv4();
+            let given: Vec<&SubnetSpec> = explicit
+                .iter()
+                .filter(|s| s.subnet.addr().is_ipv4() == v4)
+                .collect();
+            if !given.is_empty() {
+                specs.extend(given.into_iter().cloned());
+            } else if wanted {
+                let subnet = ipam::choose_subnet(&pools, &avoid).ok_or_else(|| {
+                    Error::Conflict(format!(
+                        "no free {} subnet left in the default pools: give one with --subnet",
+                        if v4 { "IPv4" } else { "IPv6" }
+                    ))
                 })?;
-            vec![ipam::subnet_spec(subnet, None, None)?]
-        } else {
-            for s in &explicit {
-                ipam::check_overlap(s.subnet, &taken)?;
+                specs.push(ipam::subnet_spec(subnet, None, None)?);
             }
-            explicit.clone()
-        };
+        }
         let net = Network {
             id: id.clone(),
             name: req.name.clone(),
@@ -270,7 +279,7 @@ pub fn create(engine: &mut Engine, req: &CreateRequest) -> Result<Network> {
             internal: req.internal,
             icc: set.icc,
             mtu: set.mtu,
-            ipv6: false,
+            ipv6: req.ipv6,
             builtin: false,
             options: set.options.clone(),
             labels: set.labels.clone(),

@@ -1,7 +1,7 @@
 //! The JSON shapes of `inspect`, `network inspect`, `ps` and `network ls`, Docker-like.
 
 use crate::container::live_state;
-use berth_store::{Container, Endpoint, Network};
+use berth_store::{Container, Endpoint, Network, PortMapping};
 use serde_json::{json, Map, Value};
 use std::net::IpAddr;
 
@@ -58,8 +58,28 @@ pub fn network(net: &Network, members: &[(Container, Endpoint)]) -> Value {
     })
 }
 
+/// Published ports as Docker shows them: `{"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}`.
+fn ports_json(ports: &[PortMapping]) -> Value {
+    let mut m = Map::new();
+    for p in ports {
+        let key = format!("{}/{}", p.container_port, p.protocol);
+        let hosts: Vec<Value> = match p.host_ip.as_str() {
+            "" => vec!["0.0.0.0", "::"]
+                .into_iter()
+                .map(|ip| json!({"HostIp": ip, "HostPort": p.host_port.to_string()}))
+                .collect(),
+            ip => vec![json!({"HostIp": ip, "HostPort": p.host_port.to_string()})],
+        };
+        let entry = m.entry(key).or_insert_with(|| json!([]));
+        if let Value::Array(a) = entry {
+            a.extend(hosts);
+        }
+    }
+    Value::Object(m)
+}
+
 /// `berth inspect` of one container; `networks` pairs each endpoint with its network.
-pub fn container(c: &Container, networks: &[(Network, Endpoint)]) -> Value {
+pub fn container(c: &Container, networks: &[(Network, Endpoint)], ports: &[PortMapping]) -> Value {
     let mut nets = Map::new();
     for (net, ep) in networks {
         let v4 = ep.addresses.iter().find(|a| a.addr.is_ipv4());
@@ -104,8 +124,47 @@ pub fn container(c: &Container, networks: &[(Network, Endpoint)]) -> Value {
         "AutoRemove": c.auto_remove,
         "Dns": c.dns,
         "Networks": nets,
-        "Ports": {},
+        "Ports": ports_json(ports),
     })
+}
+
+/// Published ports for tables: `0.0.0.0:8080->80/tcp`, consecutive ports as ranges.
+pub fn ports_summary(ports: &[PortMapping]) -> String {
+    let mut runs: Vec<(&PortMapping, u16)> = Vec::new();
+    for p in ports {
+        match runs.last_mut() {
+            Some((first, n))
+                if first.protocol == p.protocol
+                    && first.host_ip == p.host_ip
+                    && first.host_port + *n == p.host_port
+                    && first.container_port + *n == p.container_port =>
+            {
+                *n += 1
+            }
+            _ => runs.push((p, 1)),
+        }
+    }
+    runs.iter()
+        .map(|(p, n)| {
+            let ip = match p.host_ip.as_str() {
+                "" => "0.0.0.0".to_string(),
+                ip if ip.contains(':') => format!("[{ip}]"),
+                ip => ip.to_string(),
+            };
+            match n {
+                1 => format!("{ip}:{}->{}/{}", p.host_port, p.container_port, p.protocol),
+                n => format!(
+                    "{ip}:{}-{}->{}-{}/{}",
+                    p.host_port,
+                    p.host_port + n - 1,
+                    p.container_port,
+                    p.container_port + n - 1,
+                    p.protocol
+                ),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The first IPv4 address of each endpoint, for tables.

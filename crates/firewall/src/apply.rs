@@ -1,106 +1,151 @@
-//! Applies nft batches by running `nft -f -` once per operation.
+//! Applies element updates over nf_tables netlink; installs the ruleset with `nft`.
 
-use crate::ruleset::{self, NetworkElements};
+use crate::elements::Update;
+use crate::ruleset::{self, TABLE_NAME};
 use crate::{Error, Result};
+use berth_kernel::nftables::{Batch, Element, Family, Nftables};
 use std::io::Write;
+use std::path::Path;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-/// A handle on the `nft` program, for the calling process's network namespace.
-#[derive(Clone, Debug)]
+/// berth's firewall in the calling process's network namespace: element batches over
+/// nf_tables netlink, and the `nft` program for the rare (re)install of the ruleset.
 pub struct Firewall {
-    nft: PathBuf,
+    nl: Nftables,
+}
+
+/// Finds `nft`: `$BERTH_NFT` if set, else the first `nft` in `$PATH`.
+pub fn locate_nft() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("BERTH_NFT") {
+        let p = PathBuf::from(p);
+        return match p.is_file() {
+            true => Ok(p),
+            false => Err(Error::MissingNft {
+                place: format!("at {} (BERTH_NFT)", p.display()),
+            }),
+        };
+    }
+    let in_path = || Error::MissingNft {
+        place: "in PATH".into(),
+    };
+    let path = std::env::var_os("PATH").ok_or_else(in_path)?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("nft"))
+        .find(|p| p.is_file())
+        .ok_or_else(in_path)
 }
 
 impl Firewall {
-    /// Finds `nft`: `$BERTH_NFT` if set, else the first `nft` in `$PATH`.
-    pub fn locate() -> Result<Firewall> {
-        if let Some(p) = std::env::var_os("BERTH_NFT") {
-            let p = PathBuf::from(p);
-            return match p.is_file() {
-                true => Ok(Firewall { nft: p }),
-                false => Err(Error::MissingNft {
-                    place: format!("at {} (BERTH_NFT)", p.display()),
-                }),
-            };
-        }
-        let in_path = || Error::MissingNft {
-            place: "in PATH".into(),
-        };
-        let path = std::env::var_os("PATH").ok_or_else(in_path)?;
-        std::env::split_paths(&path)
-            .map(|dir| dir.join("nft"))
-            .find(|p| p.is_file())
-            .map(|nft| Firewall { nft })
-            .ok_or_else(in_path)
+    /// Opens an nf_tables netlink socket. Spawns nothing.
+    pub fn open() -> Result<Firewall> {
+        let nl = Nftables::open().map_err(|e| Error::Netlink {
+            op: "open nf_tables netlink socket".into(),
+            source: e,
+        })?;
+        Ok(Firewall { nl })
     }
 
-    /// Creates or repairs the skeleton and adds one network's elements, atomically.
-    pub fn add_network(&self, net: &NetworkElements) -> Result<()> {
-        let mut script = ruleset::skeleton();
-        for l in net.add_lines() {
-            script.push_str(&l);
-            script.push('\n');
-        }
-        self.run(
-            &format!("add firewall elements of bridge {}", net.bridge),
-            &script,
-        )
+    /// Whether the table holds this version of the ruleset (one netlink round trip).
+    pub fn is_installed(&mut self) -> Result<bool> {
+        self.nl
+            .set_exists(Family::Inet, TABLE_NAME, ruleset::MARKER)
+            .map_err(|e| Error::Netlink {
+                op: "look up the berth table".into(),
+                source: e,
+            })
     }
 
-    /// Removes one network's elements. Elements already gone are not an error.
-    pub fn remove_network(&self, net: &NetworkElements) -> Result<()> {
-        let op = format!("remove firewall elements of bridge {}", net.bridge);
-        let lines = net.delete_lines();
-        if self.run(&op, &lines.join("\n")).is_ok() {
+    /// Makes sure the ruleset is installed; when it is not (first use on this host, or
+    /// someone deleted or flushed it, or an older berth left another version), reinstalls it
+    /// with every element `everything` lists. Returns whether it had to repair.
+    pub fn ensure<E: From<Error>>(
+        &mut self,
+        everything: impl FnOnce() -> std::result::Result<Update, E>,
+    ) -> std::result::Result<bool, E> {
+        if self.is_installed()? {
+            return Ok(false);
+        }
+        self.reinstall(&everything()?)?;
+        Ok(true)
+    }
+
+    /// Replaces the table whole (one `nft` batch: whatever was there, damaged or from an
+    /// older berth, goes) and adds `all`, which must be every element the store implies.
+    pub fn reinstall(&mut self, all: &Update) -> Result<()> {
+        let script = format!(
+            "add table inet berth\ndelete table inet berth\n{}",
+            ruleset::skeleton()
+        );
+        run_nft(&locate_nft()?, "install the berth ruleset", &script)?;
+        self.apply(all)
+    }
+
+    /// Sends an update as one atomic batch: removals (missing elements are fine), then
+    /// additions (present ones are fine).
+    pub fn apply(&mut self, u: &Update) -> Result<()> {
+        if u.is_empty() {
             return Ok(());
         }
-        // One element (or the whole table) was missing: the batch failed as a whole, so
-        // delete one element at a time and let only the real failures through.
-        let mut first = None;
-        for line in &lines {
-            match self.run(&op, line) {
-                Err(Error::Nft { detail, .. }) if is_missing(&detail) => {}
-                Err(e) => first = first.or(Some(e)),
-                Ok(()) => {}
-            }
+        let mut batch = Batch::new();
+        for (set, elems) in group(&u.removals) {
+            batch.destroy(Family::Inet, TABLE_NAME, set, &elems);
         }
-        first.map_or(Ok(()), Err)
-    }
-
-    fn run(&self, op: &str, script: &str) -> Result<()> {
-        let io = |source| Error::Io {
-            op: format!("{op}: run {}", self.nft.display()),
-            source,
-        };
-        let mut child = Command::new(&self.nft)
-            .args(["-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(io)?;
-        let mut stdin = child.stdin.take().expect("stdin was piped");
-        let written = stdin.write_all(script.as_bytes());
-        drop(stdin);
-        let out = child.wait_with_output().map_err(io)?;
-        written.map_err(io)?;
-        if out.status.success() {
-            return Ok(());
+        for (set, elems) in group(&u.additions) {
+            batch.add(Family::Inet, TABLE_NAME, set, &elems);
         }
-        let detail = first_error(&String::from_utf8_lossy(&out.stderr));
-        tracing::debug!(op, %detail, "nft batch failed");
-        if is_unsupported(&detail) {
-            return Err(Error::KernelFeature {
-                op: op.to_string(),
-                detail,
-            });
-        }
-        Err(Error::Nft {
-            op: op.to_string(),
-            detail,
+        self.nl.send(&batch).map_err(|e| Error::Netlink {
+            op: format!("update {} firewall elements", u.len()),
+            source: e,
         })
     }
+}
+
+/// Consecutive runs of one set, in order, as (set, elements).
+fn group(v: &[(&'static str, Element)]) -> Vec<(&'static str, Vec<Element>)> {
+    let mut out: Vec<(&'static str, Vec<Element>)> = Vec::new();
+    for (set, e) in v {
+        match out.last_mut() {
+            Some((s, es)) if s == set => es.push(e.clone()),
+            _ => out.push((set, vec![e.clone()])),
+        }
+    }
+    out
+}
+
+/// Runs one `nft -f -` batch.
+fn run_nft(nft: &Path, op: &str, script: &str) -> Result<()> {
+    let io = |source| Error::Io {
+        op: format!("{op}: run {}", nft.display()),
+        source,
+    };
+    let mut child = Command::new(nft)
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(io)?;
+    let mut stdin = child.stdin.take().expect("stdin was piped");
+    let written = stdin.write_all(script.as_bytes());
+    drop(stdin);
+    let out = child.wait_with_output().map_err(io)?;
+    written.map_err(io)?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let detail = first_error(&String::from_utf8_lossy(&out.stderr));
+    tracing::debug!(op, %detail, "nft batch failed");
+    if is_unsupported(&detail) {
+        return Err(Error::KernelFeature {
+            op: op.to_string(),
+            detail,
+        });
+    }
+    Err(Error::Nft {
+        op: op.to_string(),
+        detail,
+    })
 }
 
 /// The first `Error:` line nft printed, or its whole output trimmed.
@@ -110,10 +155,6 @@ fn first_error(stderr: &str) -> String {
         .find(|l| l.starts_with("Error:"))
         .map(|l| l.trim_start_matches("Error:").trim().to_string())
         .unwrap_or_else(|| stderr.trim().to_string())
-}
-
-fn is_missing(detail: &str) -> bool {
-    detail.contains("No such file or directory") || detail.contains("does not exist")
 }
 
 fn is_unsupported(detail: &str) -> bool {
@@ -131,7 +172,6 @@ mod tests {
             first_error(e),
             "Could not process rule: No such file or directory"
         );
-        assert!(is_missing(&first_error(e)));
         assert!(is_unsupported(
             "Could not process rule: Operation not supported"
         ));

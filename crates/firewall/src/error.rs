@@ -15,6 +15,13 @@ pub enum Error {
     /// `nft` rejected a batch.
     #[error("{op}: nft failed: {detail}")]
     Nft { op: String, detail: String },
+    /// An nf_tables netlink request failed.
+    #[error("{op}: {source}")]
+    Netlink {
+        op: String,
+        #[source]
+        source: berth_kernel::Error,
+    },
     /// `nft` could not be run.
     #[error("{op}: {source}")]
     Io {

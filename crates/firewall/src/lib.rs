@@ -2,17 +2,19 @@
 //!
 //! One table, `inet berth`, holds every rule berth needs. The rules never change with the
 //! number of networks, containers or ports; what a network or a container adds is an element
-//! of a set or map (`bridges`, `same_bridge`, `internal_bridges`, `masq4`, the `pub4_*` port
-//! maps). See `docs/ARCHITECTURE.md` for the rule-by-rule reasoning.
+//! of a set or map (`bridges`, `same_bridge`, `internal_bridges`, `masq4`/`masq6`, the
+//! `pub4*`/`pub6*` port maps). See `docs/ARCHITECTURE.md` for the rule-by-rule reasoning.
 //!
-//! This crate builds nft scripts as plain text ([`ruleset`]) and applies them atomically with
-//! one `nft -f -` batch ([`Firewall`]). It must not touch any table other than `inet berth`.
-//! Per-container map elements (published ports) move to netlink batches with port publishing.
+//! The ruleset is text for `nft -f -` ([`ruleset`]), installed once per host (and again
+//! when it was deleted or flushed). Elements ([`elements`]) travel as nf_tables netlink
+//! batches ([`Firewall::apply`]): the setup and teardown of a container spawn no process.
+//! This crate must not touch any table other than `inet berth`.
 
 mod apply;
+pub mod elements;
 mod error;
 pub mod ruleset;
 
-pub use apply::Firewall;
+pub use apply::{locate_nft, Firewall};
+pub use elements::{NetworkElements, PortElement, Update};
 pub use error::{Error, Result};
-pub use ruleset::NetworkElements;

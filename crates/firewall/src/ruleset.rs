@@ -1,10 +1,13 @@
-//! The constant ruleset and the element batches, as nft script text (pure functions).
+//! The constant ruleset, as one nft script (pure functions). Installed once per host with
+//! `nft -f -`; everything that changes afterwards is an element (see `elements`).
 
-use ipnet::IpNet;
 use std::fmt::Write;
 
 /// The table every berth rule lives in.
 pub const TABLE: &str = "inet berth";
+
+/// The table's name within the `inet` family.
+pub const TABLE_NAME: &str = "berth";
 
 /// Declares the sets, maps and chains, then (re)writes every rule. Declaring is idempotent
 /// (`add` of an existing set or chain is a no-op) and each chain is flushed before its rules
@@ -31,17 +34,37 @@ pub fn skeleton() -> String {
     s
 }
 
-/// Sets and maps, with the table name: `add` of each is idempotent.
+/// The set whose presence says the table holds this version of the ruleset. A table
+/// without it (missing, flushed, or from an older berth) is rebuilt from the store.
+pub const MARKER: &str = "schema_2";
+
+/// Set and map names, shared with the element encoders.
+pub mod sets {
+    pub const BRIDGES: &str = "bridges";
+    pub const INTERNAL_BRIDGES: &str = "internal_bridges";
+    pub const SAME_BRIDGE: &str = "same_bridge";
+    pub const MASQ4: &str = "masq4";
+    pub const MASQ6: &str = "masq6";
+    pub const PUB4: &str = "pub4";
+    pub const PUB4_ADDR: &str = "pub4_addr";
+    pub const PUB6: &str = "pub6";
+    pub const PUB6_ADDR: &str = "pub6_addr";
+}
+
+/// Sets and maps, with the table name: `add` of each is idempotent. Published ports are
+/// plain (hash) map elements, one per host port, so a lookup costs the same for one port
+/// or a thousand and a range is as many elements as it has ports.
 const DECLARATIONS: &[&str] = &[
+    "set inet berth schema_2 { type inet_proto; }",
     "set inet berth bridges { type ifname; }",
     "set inet berth internal_bridges { type ifname; }",
     "set inet berth same_bridge { type ifname . ifname; }",
     "set inet berth masq4 { type ipv4_addr; flags interval; }",
-    // Published ports (filled by port publishing): any host address, one host address, and
-    // same-numbered port ranges as interval elements.
-    "map inet berth pub4_any { type inet_proto . inet_service : ipv4_addr . inet_service; }",
+    "set inet berth masq6 { type ipv6_addr; flags interval; }",
+    "map inet berth pub4 { type inet_proto . inet_service : ipv4_addr . inet_service; }",
     "map inet berth pub4_addr { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }",
-    "map inet berth pub4_range { type inet_proto . inet_service : ipv4_addr; flags interval; }",
+    "map inet berth pub6 { type inet_proto . inet_service : ipv6_addr . inet_service; }",
+    "map inet berth pub6_addr { type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service; }",
 ];
 
 /// Chains: name, base-chain hook (None for a regular chain), rules in order.
@@ -50,15 +73,19 @@ const CHAINS: &[(&str, Option<&str>, &[&str])] = &[
     (
         "guard",
         Some("type filter hook prerouting priority raw"),
-        &["iifname != \"lo\" ip daddr 127.0.0.0/8 drop"],
+        &[
+            "iifname != \"lo\" ip daddr 127.0.0.0/8 drop",
+            "iifname != \"lo\" ip6 daddr ::1 drop",
+        ],
     ),
     (
         "publish",
         None,
         &[
             "dnat ip to ip daddr . meta l4proto . th dport map @pub4_addr",
-            "dnat ip to meta l4proto . th dport map @pub4_any",
-            "dnat ip to meta l4proto . th dport map @pub4_range",
+            "meta nfproto ipv4 dnat ip to meta l4proto . th dport map @pub4",
+            "dnat ip6 to ip6 daddr . meta l4proto . th dport map @pub6_addr",
+            "meta nfproto ipv6 dnat ip6 to meta l4proto . th dport map @pub6",
         ],
     ),
     (
@@ -76,8 +103,11 @@ const CHAINS: &[(&str, Option<&str>, &[&str])] = &[
         Some("type nat hook postrouting priority srcnat"),
         &[
             "ct status dnat ip saddr 127.0.0.0/8 masquerade",
+            "ct status dnat ip6 saddr ::1 masquerade",
             "oifname @bridges ct status dnat ip saddr @masq4 masquerade",
+            "oifname @bridges ct status dnat ip6 saddr @masq6 masquerade",
             "oifname != @bridges ip saddr @masq4 masquerade",
+            "oifname != @bridges ip6 saddr @masq6 masquerade",
         ],
     ),
     (
@@ -96,45 +126,9 @@ const CHAINS: &[(&str, Option<&str>, &[&str])] = &[
     ),
 ];
 
-/// What one active bridge network contributes to the ruleset.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NetworkElements {
-    /// The bridge device.
-    pub bridge: String,
-    /// Internal networks: no traffic leaves or enters the bridge except to the host.
-    pub internal: bool,
-    /// Subnets whose outbound traffic is masqueraded (empty for internal networks).
-    pub subnets: Vec<IpNet>,
-}
-
-impl NetworkElements {
-    fn lines(&self, verb: &str) -> Vec<String> {
-        let b = &self.bridge;
-        let mut v = vec![
-            format!("{verb} element inet berth bridges {{ \"{b}\" }}"),
-            format!("{verb} element inet berth same_bridge {{ \"{b}\" . \"{b}\" }}"),
-        ];
-        if self.internal {
-            v.push(format!(
-                "{verb} element inet berth internal_bridges {{ \"{b}\" }}"
-            ));
-        } else {
-            for net in self.subnets.iter().filter(|n| matches!(n, IpNet::V4(_))) {
-                v.push(format!("{verb} element inet berth masq4 {{ {net} }}"));
-            }
-        }
-        v
-    }
-
-    /// The batch lines that add this network's elements.
-    pub fn add_lines(&self) -> Vec<String> {
-        self.lines("add")
-    }
-
-    /// The batch lines that delete this network's elements, one element a line.
-    pub fn delete_lines(&self) -> Vec<String> {
-        self.lines("delete")
-    }
+/// The number of rules in the ruleset (constant: it never grows with networks or ports).
+pub fn rule_count() -> usize {
+    CHAINS.iter().map(|(_, _, r)| r.len()).sum()
 }
 
 #[cfg(test)]
@@ -154,32 +148,35 @@ mod tests {
             assert!(flush < first, "chain {chain}");
         }
         assert!(s.contains("add set inet berth masq4 { type ipv4_addr; flags interval; }"));
-        assert!(s.contains("add map inet berth pub4_any"));
+        assert!(s.contains("add map inet berth pub4 "));
     }
 
     #[test]
     fn rule_count_is_constant() {
-        let n: usize = CHAINS.iter().map(|(_, _, r)| r.len()).sum();
-        assert_eq!(n, 17);
+        assert_eq!(rule_count(), 22);
+        assert_eq!(skeleton().matches("add rule ").count(), rule_count());
     }
 
     #[test]
-    fn internal_networks_get_no_masquerade() {
-        let e = NetworkElements {
-            bridge: "br1".into(),
-            internal: true,
-            subnets: vec!["10.1.0.0/24".parse().unwrap()],
-        };
-        let lines = e.add_lines().join("\n");
-        assert!(lines.contains("internal_bridges { \"br1\" }"));
-        assert!(!lines.contains("masq4"));
-        let e = NetworkElements {
-            internal: false,
-            ..e
-        };
-        let lines = e.add_lines().join("\n");
-        assert!(lines.contains("add element inet berth masq4 { 10.1.0.0/24 }"));
-        assert!(!lines.contains("internal_bridges"));
-        assert!(e.delete_lines()[0].starts_with("delete element inet berth bridges"));
+    fn every_set_is_declared_with_the_marker() {
+        let s = skeleton();
+        for set in [
+            MARKER,
+            sets::BRIDGES,
+            sets::INTERNAL_BRIDGES,
+            sets::SAME_BRIDGE,
+            sets::MASQ4,
+            sets::MASQ6,
+            sets::PUB4,
+            sets::PUB4_ADDR,
+            sets::PUB6,
+            sets::PUB6_ADDR,
+        ] {
+            assert!(
+                s.contains(&format!("set inet berth {set} {{"))
+                    || s.contains(&format!("map inet berth {set} {{")),
+                "{set}"
+            );
+        }
     }
 }

@@ -11,12 +11,14 @@
 
 mod error;
 mod model;
+mod ports;
 mod schema;
 mod tx;
 
 pub use error::{Error, Result};
 pub use model::{
-    Container, ContainerState, Endpoint, EndpointAddress, Network, NetworkMode, SubnetRow,
+    Container, ContainerState, Endpoint, EndpointAddress, Network, NetworkMode, PortMapping,
+    SubnetRow,
 };
 pub use tx::Tx;
 

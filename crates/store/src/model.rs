@@ -141,3 +141,16 @@ pub struct Endpoint {
     pub aliases: Vec<String>,
     pub addresses: Vec<EndpointAddress>,
 }
+
+/// One published host port of a container (a published range is one row per port).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortMapping {
+    pub container_id: String,
+    /// `tcp`, `udp` or `sctp`.
+    pub protocol: String,
+    /// `""` for every host address of both families, `0.0.0.0` or `::` for every address of
+    /// one family, else one host address.
+    pub host_ip: String,
+    pub host_port: u16,
+    pub container_port: u16,
+}

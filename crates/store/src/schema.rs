@@ -66,6 +66,17 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX endpoints_by_network ON endpoints(network_id);
     CREATE INDEX allocations_by_endpoint ON allocations(endpoint_id);",
+    // 2: published ports, one row per host port (a range is expanded). host_ip is '' for
+    // every host address of both families, '0.0.0.0' / '::' for every address of one.
+    "CREATE TABLE ports (
+        container_id   TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+        protocol       TEXT NOT NULL,
+        host_ip        TEXT NOT NULL,
+        host_port      INTEGER NOT NULL,
+        container_port INTEGER NOT NULL,
+        PRIMARY KEY (protocol, host_port, host_ip)
+    );
+    CREATE INDEX ports_by_container ON ports(container_id);",
 ];
 
 /// Brings the schema to the newest version, one transaction per step.

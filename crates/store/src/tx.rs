@@ -11,10 +11,10 @@ use std::str::FromStr;
 
 /// A transaction handed to [`crate::Store::write`] / [`crate::Store::read`] closures.
 pub struct Tx<'a> {
-    tx: &'a Transaction<'a>,
+    pub(crate) tx: &'a Transaction<'a>,
 }
 
-fn sql(op: &str) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
+pub(crate) fn sql(op: &str) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
     move |source| Error::Sql {
         op: op.to_string(),
         source,

@@ -14,7 +14,8 @@ pub(crate) fn run(engine: &mut Engine, a: InspectArgs) -> Result<Outcome, Failur
                 for ep in container::endpoints(engine, &c.id)? {
                     pairs.push((network::find(engine, &ep.network_id)?, ep));
                 }
-                out.push(view::container(&c, &pairs));
+                let ports = container::published_ports(engine, &c.id)?;
+                out.push(view::container(&c, &pairs, &ports));
             }
             Err(e) => missing.push(e.to_string()),
         }

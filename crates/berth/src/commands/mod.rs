@@ -1,10 +1,13 @@
 //! One module per command; each takes its parsed arguments and an engine.
 
+mod create;
 mod exec;
+mod firewall;
 mod gc;
 mod inspect;
 mod logs;
 mod network;
+mod port;
 mod ps;
 mod rm;
 mod run;
@@ -19,11 +22,14 @@ use berth_engine::{Engine, Paths};
 pub(crate) fn dispatch(cli: Cli) -> Result<Outcome, Failure> {
     let paths = Paths::new(cli.root, cli.run_root);
     // `run` reports berth's own failures with 125, so it opens the engine itself.
-    if let Command::Run(args) = cli.command {
-        return run::run(paths, args);
-    }
+    let command = match cli.command {
+        Command::Run(args) => return run::run(paths, args),
+        Command::Create(args) => return create::create(paths, args),
+        Command::Start { containers } => return create::start(paths, &containers),
+        c => c,
+    };
     let mut engine = Engine::open(paths)?;
-    match cli.command {
+    match command {
         Command::Network(c) => network::run(&mut engine, c),
         Command::Ps(a) => ps::run(&mut engine, a),
         Command::Inspect(a) => inspect::run(&mut engine, a),
@@ -33,7 +39,14 @@ pub(crate) fn dispatch(cli: Cli) -> Result<Outcome, Failure> {
         Command::Rm(a) => rm::run(&mut engine, a),
         Command::Gc => gc::run(&mut engine),
         Command::ContainerShim { id } => shim::run(&mut engine, &id),
-        Command::Run(_) => unreachable!("handled above"),
+        Command::Port {
+            container,
+            private_port,
+        } => port::run(&mut engine, &container, private_port.as_deref()),
+        Command::Firewall(c) => firewall::run(&mut engine, c),
+        Command::Run(_) | Command::Create(_) | Command::Start { .. } => {
+            unreachable!("handled above")
+        }
     }
 }
 

@@ -18,6 +18,10 @@ pub(crate) fn run(engine: &mut Engine, a: PsArgs) -> Result<Outcome, Failure> {
         .into_iter()
         .filter(|(c, _)| a.all || live_state(c) == ContainerState::Running)
         .collect();
+    let mut ports = std::collections::BTreeMap::new();
+    for (c, _) in &shown {
+        ports.insert(c.id.clone(), container::published_ports(engine, &c.id)?);
+    }
     if a.quiet {
         for (c, _) in &shown {
             println!("{}", c.id);
@@ -37,7 +41,7 @@ pub(crate) fn run(engine: &mut Engine, a: PsArgs) -> Result<Outcome, Failure> {
                                 .map(|n| (n.clone(), e.clone()))
                         })
                         .collect();
-                    view::container(c, &pairs)
+                    view::container(c, &pairs, &ports[&c.id])
                 })
                 .collect();
             println!("{}", serde_json::to_string_pretty(&v)?);
@@ -70,6 +74,7 @@ pub(crate) fn run(engine: &mut Engine, a: PsArgs) -> Result<Outcome, Failure> {
                             .map(|a| a.to_string())
                             .collect::<Vec<_>>()
                             .join(","),
+                        view::ports_summary(&ports[&c.id]),
                         c.command.join(" "),
                     ]
                 })
@@ -83,6 +88,7 @@ pub(crate) fn run(engine: &mut Engine, a: PsArgs) -> Result<Outcome, Failure> {
                         "STATE",
                         "NETWORKS",
                         "ADDRESSES",
+                        "PORTS",
                         "COMMAND"
                     ],
                     &rows

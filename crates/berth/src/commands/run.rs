@@ -1,7 +1,7 @@
 //! `berth run`: create a container with its network, start its command, and either wait for
 //! it (exit with its status) or hand it to a detached supervisor and print its id.
 
-use crate::cli::RunArgs;
+use crate::cli::{ContainerArgs, RunArgs};
 use crate::{Failure, Outcome};
 use berth_engine::container::{self, RunRequest, Stdio3};
 use berth_engine::{Engine, Paths};
@@ -10,22 +10,27 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 /// berth itself failed (as Docker's 125).
-const BERTH_FAILED: u8 = 125;
+pub(crate) const BERTH_FAILED: u8 = 125;
 
-pub(crate) fn run(paths: Paths, a: RunArgs) -> Result<Outcome, Failure> {
-    let fail = |e: anyhow::Error| Failure::with_code(e, BERTH_FAILED);
-    let mut engine = Engine::open(paths.clone()).map_err(|e| fail(e.into()))?;
-    let req = RunRequest {
+/// The engine's request for `run` and `create`.
+pub(crate) fn request(a: ContainerArgs) -> RunRequest {
+    RunRequest {
         name: a.name,
         networks: a.networks,
         ip: a.ip,
         aliases: a.aliases,
         hostname: a.hostname,
         dns: a.dns,
+        publish: a.publish,
         auto_remove: a.rm,
         command: a.command,
-    };
-    let c = container::create(&mut engine, &req).map_err(|e| fail(e.into()))?;
+    }
+}
+
+pub(crate) fn run(paths: Paths, a: RunArgs) -> Result<Outcome, Failure> {
+    let fail = |e: anyhow::Error| Failure::with_code(e, BERTH_FAILED);
+    let mut engine = Engine::open(paths.clone()).map_err(|e| fail(e.into()))?;
+    let c = container::create(&mut engine, &request(a.container)).map_err(|e| fail(e.into()))?;
     if a.detach {
         return match detach(&paths, &c.id) {
             Ok(()) => {
@@ -60,7 +65,7 @@ pub(crate) fn run(paths: Paths, a: RunArgs) -> Result<Outcome, Failure> {
 
 /// Starts `berth container-shim ID` in its own process group, its output in the container's
 /// log, and waits for its one line: `started`, or `failed CODE MESSAGE`.
-fn detach(paths: &Paths, id: &str) -> Result<(), Failure> {
+pub(crate) fn detach(paths: &Paths, id: &str) -> Result<(), Failure> {
     let fail = |e: anyhow::Error| Failure::with_code(e, BERTH_FAILED);
     let log_path = paths.log(id);
     let log = std::fs::OpenOptions::new()

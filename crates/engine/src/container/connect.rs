@@ -6,7 +6,6 @@ use crate::error::KernelContext;
 use crate::files;
 use crate::validate;
 use crate::{Engine, Error, Result};
-use berth_firewall::Firewall;
 use berth_ipam as ipam;
 use berth_kernel::netns;
 use berth_store::{Container, NetworkMode};
@@ -51,7 +50,7 @@ pub fn connect(
             c.mode.as_str()
         )));
     }
-    let fw = Firewall::locate()?;
+    let mut fw = crate::fw::open(&mut engine.store)?;
     let path = c
         .netns
         .clone()
@@ -73,7 +72,7 @@ pub fn connect(
         Ok(ep)
     })?;
     let default_route = !net.internal && !endpoint::has_default_route(&ns).unwrap_or(true);
-    if let Err(e) = endpoint::attach(&engine.paths, &fw, &net, &ep, &ns, default_route) {
+    if let Err(e) = endpoint::attach(&engine.paths, &mut fw, &net, &ep, &ns, default_route) {
         let _ = engine
             .store
             .write(|tx| -> Result<()> { Ok(tx.delete_endpoint(&ep.id)?) });

@@ -4,9 +4,10 @@ use crate::endpoint;
 use crate::error::KernelContext;
 use crate::files;
 use crate::ids::{format_mac, mac_for, name_for, new_id, now};
+use crate::ports;
 use crate::validate;
 use crate::{Engine, Error, Result};
-use berth_firewall::Firewall;
+use berth_firewall::{Firewall, Update};
 use berth_ipam::{self as ipam, SubnetSpec};
 use berth_kernel::{netlink::Netlink, netns};
 use berth_store::{Container, ContainerState, Endpoint, EndpointAddress, Network, NetworkMode};
@@ -23,6 +24,8 @@ pub struct RunRequest {
     pub aliases: Vec<String>,
     pub hostname: Option<String>,
     pub dns: Vec<String>,
+    /// `-p` values.
+    pub publish: Vec<String>,
     pub auto_remove: bool,
     pub command: Vec<String>,
 }
@@ -34,6 +37,7 @@ struct Checked {
     mode: NetworkMode,
     networks: Vec<Network>,
     ip: Option<IpAddr>,
+    publish: Vec<ports::Spec>,
 }
 
 fn check(engine: &mut Engine, req: &RunRequest) -> Result<Checked> {
@@ -52,6 +56,7 @@ fn check(engine: &mut Engine, req: &RunRequest) -> Result<Checked> {
         ipam::parse_ip(d)?;
     }
     let ip = req.ip.as_deref().map(ipam::parse_ip).transpose()?;
+    let publish = ports::parse_all(&req.publish)?;
     let refs = match req.networks.is_empty() {
         true => vec![crate::network::DEFAULT_NETWORK.to_string()],
         false => req.networks.clone(),
@@ -75,6 +80,16 @@ fn check(engine: &mut Engine, req: &RunRequest) -> Result<Checked> {
         Some(n) => NetworkMode::parse(&n.driver).unwrap_or(NetworkMode::None),
         None => NetworkMode::Bridge,
     };
+    if !publish.is_empty() && (mode != NetworkMode::Bridge || networks.iter().all(|n| n.internal)) {
+        return Err(Error::Invalid(format!(
+            "-p needs a bridge network that is not internal, not {}",
+            networks
+                .iter()
+                .map(|n| n.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
     if mode != NetworkMode::Bridge && (ip.is_some() || !req.aliases.is_empty()) {
         return Err(Error::Invalid(format!(
             "--ip and --alias need a bridge network, not {} mode",
@@ -91,6 +106,7 @@ fn check(engine: &mut Engine, req: &RunRequest) -> Result<Checked> {
             _ => Vec::new(),
         },
         ip,
+        publish,
     })
 }
 
@@ -167,10 +183,6 @@ pub(crate) fn plan_endpoint(
 /// Creates a container and its network (not its process). All or nothing.
 pub fn create(engine: &mut Engine, req: &RunRequest) -> Result<Container> {
     let c = check(engine, req)?;
-    let fw = match c.networks.is_empty() {
-        true => None,
-        false => Some(Firewall::locate()?),
-    };
     let netns_path = (c.mode != NetworkMode::Host).then(|| engine.paths.netns(&c.id));
     let container = Container {
         id: c.id.clone(),
@@ -191,7 +203,7 @@ pub fn create(engine: &mut Engine, req: &RunRequest) -> Result<Container> {
         started: None,
         finished: None,
     };
-    let endpoints = engine.store.write(|tx| -> Result<Vec<Endpoint>> {
+    let (endpoints, published) = engine.store.write(|tx| -> Result<_> {
         if tx.container(&c.name)?.is_some_and(|o| o.name == c.name) {
             return Err(Error::Conflict(format!(
                 "container name {} is already in use",
@@ -206,9 +218,36 @@ pub fn create(engine: &mut Engine, req: &RunRequest) -> Result<Container> {
             tx.insert_endpoint(&ep)?;
             eps.push(ep);
         }
-        Ok(eps)
+        let mut published = Vec::new();
+        if !c.publish.is_empty() {
+            let nets = c
+                .networks
+                .iter()
+                .map(|n| (n.id.clone(), n.clone()))
+                .collect();
+            let ep = crate::fw::published_endpoint(&eps, &nets).expect("checked: not internal");
+            let (v4, v6) = ports::targets(std::slice::from_ref(ep));
+            ports::check_targets(&c.publish, v4, v6)?;
+            let rows = ports::allocate(tx, &c.id, &c.publish)?;
+            tx.insert_ports(&rows)?;
+            published = ports::elements(&rows, v4, v6);
+        }
+        Ok((eps, published))
     })?;
-    if let Err(e) = build(engine, &c, &container, &endpoints, fw.as_ref()) {
+    // The firewall opens after the rows exist: when it must be (re)installed from the store,
+    // this container's ports are part of it, and a crash there leaves a row `gc` cleans up.
+    let mut fw = None;
+    let built = (|| {
+        if !c.networks.is_empty() {
+            fw = Some(crate::fw::open(&mut engine.store)?);
+        }
+        build(engine, &c, &container, &endpoints, fw.as_mut())
+    })()
+    .and_then(|()| match (&mut fw, published.is_empty()) {
+        (Some(fw), false) => Ok(fw.apply(Update::new().add_ports(&published))?),
+        _ => Ok(()),
+    });
+    if let Err(e) = built {
         let _ = super::remove::teardown(engine, &container, &endpoints);
         return Err(e);
     }
@@ -221,7 +260,7 @@ fn build(
     c: &Checked,
     container: &Container,
     endpoints: &[Endpoint],
-    fw: Option<&Firewall>,
+    mut fw: Option<&mut Firewall>,
 ) -> Result<()> {
     if let Some(path) = &container.netns {
         let path = std::path::Path::new(path);
@@ -238,7 +277,9 @@ fn build(
         let routed = c.networks.iter().position(|n| !n.internal);
         for (i, (ep, net)) in endpoints.iter().zip(&c.networks).enumerate() {
             let default_route = Some(i) == routed;
-            let fw = fw.expect("bridge endpoints come with a firewall");
+            let fw = fw
+                .as_deref_mut()
+                .expect("bridge endpoints come with a firewall");
             endpoint::attach(&engine.paths, fw, net, ep, &ns, default_route)?;
         }
     }

@@ -43,6 +43,13 @@ pub fn list(engine: &mut Engine) -> Result<Vec<(Container, Vec<Endpoint>)>> {
     })
 }
 
+/// The container's published ports.
+pub fn published_ports(engine: &mut Engine, id: &str) -> Result<Vec<berth_store::PortMapping>> {
+    engine
+        .store
+        .read(|tx| -> Result<_> { Ok(tx.ports_of_container(id)?) })
+}
+
 /// The container's endpoints.
 pub fn endpoints(engine: &mut Engine, id: &str) -> Result<Vec<Endpoint>> {
     engine

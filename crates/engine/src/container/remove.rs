@@ -1,9 +1,12 @@
 //! `stop` and `rm`: ending a container's process and tearing down its network.
 
 use crate::endpoint;
+use crate::ports;
 use crate::{Engine, Error, Result};
+use berth_firewall::{Firewall, Update};
 use berth_kernel::{netns, process as kproc};
-use berth_store::{Container, Endpoint};
+use berth_store::{Container, Endpoint, Network};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// Signals the container's process group (a detached container leads its own), else the
@@ -94,6 +97,9 @@ pub fn remove(engine: &mut Engine, reference: &str, force: bool) -> Result<Optio
 /// Works when the namespace file or the namespace itself is already gone.
 pub(crate) fn teardown(engine: &mut Engine, c: &Container, eps: &[Endpoint]) -> Result<()> {
     let mut errors = Vec::new();
+    if let Err(e) = unpublish(engine, c, eps) {
+        errors.push(e.to_string());
+    }
     for ep in eps {
         let net = engine
             .store
@@ -131,4 +137,31 @@ pub(crate) fn teardown(engine: &mut Engine, c: &Container, eps: &[Endpoint]) -> 
         true => Ok(()),
         false => Err(Error::Incomplete(errors)),
     }
+}
+
+/// Removes a container's port elements and flushes their conntrack entries. Its rows go
+/// with the container's row.
+fn unpublish(engine: &mut Engine, c: &Container, eps: &[Endpoint]) -> Result<()> {
+    let (rows, nets) = engine.store.read(|tx| -> Result<_> {
+        let nets: BTreeMap<String, Network> = tx
+            .networks()?
+            .into_iter()
+            .map(|n| (n.id.clone(), n))
+            .collect();
+        Ok((tx.ports_of_container(&c.id)?, nets))
+    })?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let Some(ep) = crate::fw::published_endpoint(eps, &nets) else {
+        return Ok(());
+    };
+    let (v4, v6) = ports::targets(std::slice::from_ref(ep));
+    let elements = ports::elements(&rows, v4, v6);
+    let mut fw = Firewall::open()?;
+    if fw.is_installed()? {
+        fw.apply(Update::new().remove_ports(&elements))?;
+    }
+    ports::flush_conntrack(&elements)?;
+    Ok(())
 }

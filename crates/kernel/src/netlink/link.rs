@@ -138,13 +138,11 @@ pub(crate) fn veth_message(
 }
 
 /// `RTM_NEWLINK` setting a bridge port flag through the port ("slave") data.
-pub(crate) fn port_isolated_message(index: u32, isolated: bool) -> LinkMessage {
+pub(crate) fn port_flag_message(index: u32, flag: InfoBridgePort) -> LinkMessage {
     let mut msg = link_message(index);
     msg.attributes.push(LinkAttribute::LinkInfo(vec![
         LinkInfo::PortKind(InfoPortKind::Bridge),
-        LinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::Isolated(
-            isolated,
-        )])),
+        LinkInfo::PortData(InfoPortData::BridgePort(vec![flag])),
     ]));
     msg
 }
@@ -293,7 +291,22 @@ impl Netlink {
         );
         self.request(
             &op,
-            RouteNetlinkMessage::NewLink(port_isolated_message(index, isolated)),
+            RouteNetlinkMessage::NewLink(port_flag_message(
+                index,
+                InfoBridgePort::Isolated(isolated),
+            )),
+            0,
+        )
+        .map(drop)
+    }
+
+    /// `ip link set DEV type bridge_slave hairpin on|off`: whether the bridge may send a
+    /// frame back out of the port it came in by (needed when a container reaches its own
+    /// published port and the DNAT'd packet is bridged back to it).
+    pub fn set_port_hairpin(&mut self, index: u32, on: bool) -> Result<()> {
+        self.request(
+            &format!("set bridge port hairpin mode of link {index}"),
+            RouteNetlinkMessage::NewLink(port_flag_message(index, InfoBridgePort::HairpinMode(on))),
             0,
         )
         .map(drop)
@@ -386,7 +399,7 @@ mod tests {
 
     #[test]
     fn port_isolation_is_read_back_from_port_data() {
-        let msg = roundtrip(&port_isolated_message(7, true));
+        let msg = roundtrip(&port_flag_message(7, InfoBridgePort::Isolated(true)));
         let link = Link::from_message(&msg);
         assert_eq!(link.index, 7);
         assert_eq!(link.port_isolated, Some(true));

@@ -1,0 +1,79 @@
+//! The firewall as the engine sees it: opened (and repaired from the store when its table is
+//! missing or damaged) before each change, and rebuilt whole on demand.
+
+use crate::{bridge, ports, Result};
+use berth_firewall::{Firewall, Update};
+use berth_store::{Endpoint, Network, Store, Tx};
+use std::collections::BTreeMap;
+
+/// Opens the firewall, reinstalling it with every element the store implies when it is
+/// missing (first use on this host, or flushed by someone).
+pub(crate) fn open(store: &mut Store) -> Result<Firewall> {
+    let mut fw = Firewall::open()?;
+    fw.ensure(|| store.read(everything))?;
+    Ok(fw)
+}
+
+/// Reinstalls the ruleset and every element, whatever state the table is in. Returns the
+/// number of elements restored.
+pub(crate) fn reload(store: &mut Store) -> Result<usize> {
+    let mut fw = Firewall::open()?;
+    let all = store.read(everything)?;
+    fw.reinstall(&all)?;
+    Ok(all.len())
+}
+
+/// The endpoint a container's published ports lead to: its first endpoint (by interface
+/// name) on a network that is not internal.
+pub(crate) fn published_endpoint<'a>(
+    eps: &'a [Endpoint],
+    nets: &BTreeMap<String, Network>,
+) -> Option<&'a Endpoint> {
+    let mut eps: Vec<&Endpoint> = eps.iter().collect();
+    eps.sort_by_key(|e| {
+        e.ifname
+            .trim_start_matches("eth")
+            .parse::<u32>()
+            .unwrap_or(u32::MAX)
+    });
+    eps.into_iter()
+        .find(|e| nets.get(&e.network_id).is_some_and(|n| !n.internal))
+}
+
+/// Every element the store implies: networks with endpoints here and published ports.
+pub(crate) fn everything(tx: &Tx<'_>) -> Result<Update> {
+    let nets: BTreeMap<String, Network> = tx
+        .networks()?
+        .into_iter()
+        .map(|n| (n.id.clone(), n))
+        .collect();
+    let eps = tx.all_endpoints()?;
+    let mut u = Update::new();
+    for net in nets.values() {
+        if eps.iter().any(|e| e.network_id == net.id) {
+            if let Some(el) = bridge::elements(net) {
+                u.add_network(&el);
+            }
+        }
+    }
+    let mut by_container: BTreeMap<&str, Vec<berth_store::PortMapping>> = BTreeMap::new();
+    let all_ports = tx.all_ports()?;
+    for p in &all_ports {
+        by_container
+            .entry(&p.container_id)
+            .or_default()
+            .push(p.clone());
+    }
+    for (cid, ps) in by_container {
+        let mine: Vec<Endpoint> = eps
+            .iter()
+            .filter(|e| e.container_id == cid)
+            .cloned()
+            .collect();
+        if let Some(ep) = published_endpoint(&mine, &nets) {
+            let (v4, v6) = ports::targets(std::slice::from_ref(ep));
+            u.add_ports(&ports::elements(&ps, v4, v6));
+        }
+    }
+    Ok(u)
+}

@@ -1,0 +1,190 @@
+//! What networks and published ports add to the ruleset, as encoded set and map elements.
+//!
+//! An [`Update`] collects element additions and removals and is sent as one nf_tables
+//! netlink batch by [`crate::Firewall::apply`]: all of it takes effect, or none.
+
+use crate::ruleset::sets;
+use berth_kernel::nftables::{encode, Element};
+use ipnet::IpNet;
+use std::net::IpAddr;
+
+/// What one active bridge network contributes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetworkElements {
+    /// The bridge device.
+    pub bridge: String,
+    /// Internal networks: no traffic leaves or enters the bridge except to the host.
+    pub internal: bool,
+    /// Subnets whose outbound traffic is masqueraded (empty for internal networks).
+    pub subnets: Vec<IpNet>,
+}
+
+/// One published host port (of one address family) and where it leads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortElement {
+    /// IP protocol number (6 tcp, 17 udp, 132 sctp).
+    pub proto: u8,
+    /// One host address, or `None` for every host address of `dest`'s family.
+    pub host_ip: Option<IpAddr>,
+    pub host_port: u16,
+    /// The container's address; its family picks the map.
+    pub dest: IpAddr,
+    pub dest_port: u16,
+}
+
+/// Element additions and removals, by set.
+#[derive(Clone, Debug, Default)]
+pub struct Update {
+    pub(crate) removals: Vec<(&'static str, Element)>,
+    pub(crate) additions: Vec<(&'static str, Element)>,
+}
+
+use encode::ip as addr;
+
+fn elem(key: Vec<u8>) -> Element {
+    Element::key(key)
+}
+
+impl NetworkElements {
+    fn elements(&self) -> Vec<(&'static str, Element)> {
+        // Bridge names are checked to be interface names when the network is created.
+        let b = encode::ifname(&self.bridge).expect("a valid interface name");
+        let mut v = vec![
+            (sets::BRIDGES, elem(b.clone())),
+            (sets::SAME_BRIDGE, elem(encode::concat(&[&b, &b]))),
+        ];
+        if self.internal {
+            v.push((sets::INTERNAL_BRIDGES, elem(b)));
+        } else {
+            for net in &self.subnets {
+                let set = match net {
+                    IpNet::V4(_) => sets::MASQ4,
+                    IpNet::V6(_) => sets::MASQ6,
+                };
+                v.extend(encode::prefix(*net).into_iter().map(|e| (set, e)));
+            }
+        }
+        v
+    }
+}
+
+impl PortElement {
+    fn element(&self) -> (&'static str, Element) {
+        let proto = encode::proto(self.proto);
+        let port = encode::port(self.host_port);
+        let data = encode::concat(&[&addr(self.dest), &encode::port(self.dest_port)]);
+        let (set, key) = match (self.host_ip, self.dest.is_ipv4()) {
+            (None, true) => (sets::PUB4, encode::concat(&[&proto, &port])),
+            (None, false) => (sets::PUB6, encode::concat(&[&proto, &port])),
+            (Some(h), v4) => (
+                if v4 { sets::PUB4_ADDR } else { sets::PUB6_ADDR },
+                encode::concat(&[&addr(h), &proto, &port]),
+            ),
+        };
+        (
+            set,
+            Element {
+                data: Some(data),
+                ..elem(key)
+            },
+        )
+    }
+}
+
+impl Update {
+    pub fn new() -> Update {
+        Update::default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.removals.is_empty() && self.additions.is_empty()
+    }
+
+    pub fn add_network(&mut self, n: &NetworkElements) -> &mut Self {
+        self.additions.extend(n.elements());
+        self
+    }
+
+    pub fn remove_network(&mut self, n: &NetworkElements) -> &mut Self {
+        self.removals.extend(n.elements());
+        self
+    }
+
+    pub fn add_ports(&mut self, ports: &[PortElement]) -> &mut Self {
+        self.additions
+            .extend(ports.iter().map(PortElement::element));
+        self
+    }
+
+    pub fn remove_ports(&mut self, ports: &[PortElement]) -> &mut Self {
+        self.removals.extend(ports.iter().map(PortElement::element));
+        self
+    }
+
+    /// How many elements this update touches.
+    pub fn len(&self) -> usize {
+        self.removals.len() + self.additions.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_networks_get_no_masquerade() {
+        let mut e = NetworkElements {
+            bridge: "br1".into(),
+            internal: true,
+            subnets: vec!["10.1.0.0/24".parse().unwrap()],
+        };
+        let sets: Vec<_> = e.elements().into_iter().map(|(s, _)| s).collect();
+        assert_eq!(
+            sets,
+            [sets::BRIDGES, sets::SAME_BRIDGE, sets::INTERNAL_BRIDGES]
+        );
+        e.internal = false;
+        e.subnets.push("fd00:1::/64".parse().unwrap());
+        let els = e.elements();
+        let sets: Vec<_> = els.iter().map(|(s, _)| *s).collect();
+        assert_eq!(
+            sets,
+            [
+                sets::BRIDGES,
+                sets::SAME_BRIDGE,
+                sets::MASQ4,
+                sets::MASQ4,
+                sets::MASQ6,
+                sets::MASQ6
+            ]
+        );
+        assert_eq!(els[2].1.key, vec![10, 1, 0, 0]);
+        assert_eq!(
+            (els[3].1.key.clone(), els[3].1.interval_end),
+            (vec![10, 1, 1, 0], true)
+        );
+    }
+
+    #[test]
+    fn ports_pick_their_map_by_family_and_host_address() {
+        let p = |host_ip: Option<&str>, dest: &str| {
+            PortElement {
+                proto: 6,
+                host_ip: host_ip.map(|h| h.parse().unwrap()),
+                host_port: 8080,
+                dest: dest.parse().unwrap(),
+                dest_port: 80,
+            }
+            .element()
+        };
+        let (set, e) = p(None, "172.17.0.2");
+        assert_eq!(set, sets::PUB4);
+        assert_eq!(e.key, vec![6, 0, 0, 0, 0x1f, 0x90, 0, 0]);
+        assert_eq!(e.data.unwrap(), vec![172, 17, 0, 2, 0, 80, 0, 0]);
+        assert_eq!(p(None, "fd00::2").0, sets::PUB6);
+        let (set, e) = p(Some("127.0.0.1"), "172.17.0.2");
+        assert_eq!(set, sets::PUB4_ADDR);
+        assert_eq!(e.key.len(), 12);
+        assert_eq!(p(Some("::1"), "fd00::2").0, sets::PUB6_ADDR);
+    }
+}
