@@ -16,6 +16,7 @@ have sqlite3 || need+=(sqlite3)
 have sysctl || need+=(procps)
 have ps || need+=(procps)
 have conntrack || need+=(conntrack)
+have dig || need+=(bind9-dnsutils)
 have python3 || need+=(python3)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

@@ -5,7 +5,12 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 dir=$(mktemp -d /tmp/berth-sandbox.XXXXXX)
-trap 'rm -rf "$dir"' EXIT
+# The agent berth started on demand lives in the sandbox's namespace: end it by its pid.
+stop_agent() {
+  if [ -s "$dir/run/agent.pid" ]; then kill "$(cat "$dir/run/agent.pid")" 2>/dev/null || true; fi
+  rm -rf "$dir"
+}
+trap stop_agent EXIT
 export BERTH_ROOT="$dir/root" BERTH_RUN_ROOT="$dir/run"
 export PATH="$here/target/release:$PATH"
-unshare -n -m --propagation private -- bash -c 'ip link set lo up && exec "$@"' sandbox "$@"
+unshare -n -m --propagation private -- bash -c 'ip link set lo up && "$@"' sandbox "$@"

@@ -326,6 +326,15 @@ impl Default for Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
+        // The agent this sandbox's berth started, by its pid file.
+        if let Ok(pid) = std::fs::read_to_string(self.run_root().join("agent.pid")) {
+            if let Ok(pid) = pid.trim().parse::<i32>() {
+                let _ = Command::new("kill")
+                    .args(["-9", &pid.to_string()])
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
         // Containers are processes berth started for this test: end them by pid.
         let ps = self.sh("berth ps -a --format json");
         if let Ok(serde_json::Value::Array(cs)) = serde_json::from_str(&ps.stdout) {
@@ -400,6 +409,36 @@ impl Outside {
 }
 
 impl Outside {
+    /// Starts a DNS server on 10.99.0.2:53 (UDP) that answers every A question with
+    /// 192.0.2.7 (TTL 300) and everything else with NXDOMAIN: an upstream for forwarding.
+    pub fn dns_upstream(&mut self) {
+        let script = r#"exec python3 -c '
+import socket, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("10.99.0.2", 53))
+while True:
+    q, a = s.recvfrom(512)
+    i = 12
+    while q[i]: i += q[i] + 1
+    qtype = struct.unpack("!H", q[i+1:i+3])[0]
+    question = q[12:i+5]
+    if qtype == 1:
+        ans = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 300, 4) + bytes([192, 0, 2, 7])
+        hdr = q[:2] + b"\x81\x80" + struct.pack("!HHHH", 1, 1, 0, 0)
+        s.sendto(hdr + question + ans, a)
+    else:
+        hdr = q[:2] + b"\x81\x83" + struct.pack("!HHHH", 1, 0, 0, 0)
+        s.sendto(hdr + question, a)
+'"#;
+        let child = self
+            .command(script)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start outside DNS server");
+        self.servers.push(child);
+    }
+
     /// Like [`Outside::whoami_server`], on [fd99::2]:`port`.
     pub fn whoami_server6(&mut self, port: u16) {
         let child = self

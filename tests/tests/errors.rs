@@ -42,6 +42,14 @@ fn fails_sh(sb: &Sandbox, script: &str, code: i32, needles: &[&str]) -> Out {
     out
 }
 
+/// Stops the sandbox's agent (SIGTERM) and waits until it is gone.
+fn stop_agent(sb: &Sandbox) {
+    sb.ok(
+        "p=$(cat \"$BERTH_RUN_ROOT\"/agent.pid) && kill -TERM $p && \
+           for i in $(seq 50); do kill -0 $p 2>/dev/null || exit 0; sleep 0.1; done; exit 1",
+    );
+}
+
 /// The sandbox's state once it stopped changing by itself: a bridge that just got its first
 /// port reports its operstate (UNKNOWN, then UP) a moment later, which is not berth's doing.
 fn settled_state(sb: &Sandbox) -> String {
@@ -680,7 +688,9 @@ fn a_missing_nft_binary_says_to_install_nftables() {
     host_with_web(&sb);
     // A network whose bridge is active (front) and one that is not yet (cold).
     sb.berth_ok(&["network", "create", "cold"]);
-    // nft is needed only to (re)install berth's table: here someone deleted it.
+    // nft is needed only to (re)install berth's table: here someone deleted it (with the
+    // agent, which would restore it at once, stopped).
+    stop_agent(&sb);
     sb.ok("nft delete table inet berth");
     let missing = "BERTH_NFT=/nonexistent";
     fails_sh(
@@ -716,7 +726,9 @@ fn a_missing_kernel_feature_is_reported_and_undone() {
     let fake = fake_unsupported_nft(&sb);
     let net = sb.berth_ok(&["network", "create", "--subnet", "10.20.0.0/24", "cold"]);
     let bridge = format!("br-{}", &net[..12]);
-    // nft runs only to (re)install berth's table: here someone deleted it.
+    // nft runs only to (re)install berth's table: here someone deleted it (with the agent,
+    // which would restore it at once, stopped).
+    stop_agent(&sb);
     sb.ok("nft delete table inet berth");
 
     let run = format!(

@@ -119,7 +119,8 @@ fn hostname_aliases_dns_logs_and_exit_codes() {
     ]);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "box1");
-    assert_eq!(lines[1], "nameserver 192.0.2.53");
+    // DNS goes to the agent on the gateway; --dns becomes the agent's upstream for it.
+    assert_eq!(lines[1], "nameserver 172.17.0.1");
     assert!(out.contains("172.17.0.2\tbox1 named"), "{out}");
     // The host's own hostname is untouched.
     assert_ne!(sb.ok("hostname").trim(), "box1");

@@ -273,19 +273,13 @@ fn loopback_addresses_from_another_interface_are_dropped() {
 #[test]
 fn create_then_start_and_firewall_reload_after_a_flush() {
     let sb = Sandbox::new();
-    let id = sb.berth_ok(&[
-        "create",
-        "--name",
-        "web",
-        "-p",
-        "8080:80",
-        "socat",
-        "TCP-LISTEN:80,fork,reuseaddr",
-        "EXEC:cat",
-    ]);
+    // Without the agent, which would repair the flushed table by itself (tests/agent.rs).
+    let id = sb.ok(
+        "BERTH_NO_AGENT=1 berth create --name web -p 8080:80 socat TCP-LISTEN:80,fork,reuseaddr EXEC:cat",
+    );
     assert_eq!(id.trim().len(), 64);
     assert_eq!(sb.inspect("web")["State"], "created");
-    sb.berth_ok(&["start", "web"]);
+    sb.ok("BERTH_NO_AGENT=1 berth start web");
     assert!(wait_host_reply(&sb, "127.0.0.1", 8080));
     // Someone flushes every table: the port stops working until berth restores it.
     sb.ok("nft flush ruleset");
@@ -295,9 +289,7 @@ fn create_then_start_and_firewall_reload_after_a_flush() {
     assert!(wait_host_reply(&sb, "127.0.0.1", 8080), "after reload");
     // The next change after a flush repairs the table by itself, too.
     sb.ok("nft flush ruleset");
-    sb.berth_ok(&[
-        "run", "-d", "--name", "other", "-p", "8081:80", "sleep", "30",
-    ]);
+    sb.ok("BERTH_NO_AGENT=1 berth run -d --name other -p 8081:80 sleep 30");
     assert!(
         wait_host_reply(&sb, "127.0.0.1", 8080),
         "repaired by the next run"

@@ -56,6 +56,8 @@ pub(crate) enum Command {
     /// berth's nftables table.
     #[command(subcommand)]
     Firewall(FirewallCommand),
+    /// The per-host agent: container DNS, firewall repair, metrics (started on demand).
+    Agent(AgentArgs),
     /// List containers.
     Ps(PsArgs),
     /// Show containers as JSON.
@@ -73,6 +75,19 @@ pub(crate) enum Command {
     /// (internal) Supervise a detached container's process.
     #[command(hide = true)]
     ContainerShim { id: String },
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct AgentArgs {
+    /// Stay in the foreground (for systemd); otherwise start it detached and print its pid.
+    #[arg(long)]
+    pub(crate) foreground: bool,
+    /// DNS port on the gateway addresses.
+    #[arg(long, default_value_t = 53)]
+    pub(crate) dns_port: u16,
+    /// Address of the Prometheus `/metrics` endpoint, or `off`.
+    #[arg(long, default_value = "127.0.0.1:9355")]
+    pub(crate) metrics_addr: String,
 }
 
 #[derive(Subcommand, Debug)]

@@ -42,13 +42,18 @@ pub(crate) fn write(
     name: &str,
     addrs: &[IpAddr],
     dns: &[String],
+    resolver: Option<IpAddr>,
 ) -> Result<ContainerFiles> {
     std::fs::create_dir_all(dir).op(|| format!("create {}", dir.display()))?;
     let files = ContainerFiles::at(dir);
     let host_resolv = std::fs::read_to_string(HOST_RESOLV_CONF).unwrap_or_default();
     let put =
         |p: &Path, text: String| std::fs::write(p, text).op(|| format!("write {}", p.display()));
-    put(&files.resolv_conf, resolv_conf(&host_resolv, dns))?;
+    let text = match resolver {
+        Some(server) => agent_resolv_conf(server),
+        None => resolv_conf(&host_resolv, dns),
+    };
+    put(&files.resolv_conf, text)?;
     put(&files.hosts, hosts(hostname, name, addrs))?;
     put(&files.hostname, format!("{hostname}\n"))?;
     Ok(files)
@@ -77,6 +82,15 @@ pub(crate) fn resolv_conf(host: &str, dns: &[String]) -> String {
     }
     servers.iter().fold(String::new(), |acc, s| acc + s + "\n") + &out
 }
+
+/// The resolv.conf of a container on a DNS-enabled network: berth's agent on its gateway
+/// answers container names and forwards the rest (to `--dns` servers, else the host's).
+pub(crate) fn agent_resolv_conf(server: IpAddr) -> String {
+    format!("nameserver {server}\nsearch {DNS_DOMAIN}\noptions ndots:0\n")
+}
+
+/// The domain under which the agent also serves container names.
+pub(crate) const DNS_DOMAIN: &str = "berth.internal";
 
 /// The container's hosts file: localhost entries, then each address with its names.
 pub(crate) fn hosts(hostname: &str, name: &str, addrs: &[IpAddr]) -> String {

@@ -15,6 +15,7 @@
 //! attachment), `gc` (reconcile kernel and store), [`ports`] (published ports), `fw` (the firewall
 //! opened, repaired and reloaded from the store), [`view`] (inspect JSON).
 
+pub mod agent;
 mod bridge;
 pub mod container;
 mod endpoint;
@@ -59,6 +60,11 @@ impl Engine {
     /// Reconciles the kernel with the store; returns what was removed.
     pub fn gc(&mut self) -> Result<Vec<String>> {
         gc::run(self)
+    }
+
+    /// Whether berth's table is installed with all its rules (elements are not checked).
+    pub fn firewall_complete(&mut self) -> Result<bool> {
+        Ok(berth_firewall::Firewall::open()?.is_complete()?)
     }
 
     /// Reinstalls berth's firewall table and every element the store implies (`berth

@@ -20,6 +20,21 @@ impl Paths {
         }
     }
 
+    /// The agent's pid file, also its single-instance lock.
+    pub fn agent_pid(&self) -> PathBuf {
+        self.run_root.join("agent.pid")
+    }
+
+    /// The agent's control socket.
+    pub fn agent_socket(&self) -> PathBuf {
+        self.run_root.join("agent.sock")
+    }
+
+    /// Where a daemonized agent writes its log.
+    pub fn agent_log(&self) -> PathBuf {
+        self.run_root.join("agent.log")
+    }
+
     /// The persistent network namespace file of a container.
     pub fn netns(&self, container_id: &str) -> PathBuf {
         self.run_root.join("netns").join(container_id)

@@ -56,6 +56,27 @@ impl Firewall {
             })
     }
 
+    /// Whether the table holds this version of the ruleset with every rule in place (for the
+    /// agent's self-repair; runs `nft -j list table`, so not for the hot path).
+    pub fn is_complete(&mut self) -> Result<bool> {
+        if !self.is_installed()? {
+            return Ok(false);
+        }
+        let out = Command::new(locate_nft()?)
+            .args(["-j", "list", "table", "inet", TABLE_NAME])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .map_err(|source| Error::Io {
+                op: "list the berth table".into(),
+                source,
+            })?;
+        let rules = String::from_utf8_lossy(&out.stdout)
+            .matches("{\"rule\":")
+            .count();
+        Ok(out.status.success() && rules == ruleset::rule_count())
+    }
+
     /// Makes sure the ruleset is installed; when it is not (first use on this host, or
     /// someone deleted or flushed it, or an older berth left another version), reinstalls it
     /// with every element `everything` lists. Returns whether it had to repair.

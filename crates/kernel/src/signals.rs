@@ -86,3 +86,36 @@ impl Forwarder {
         }
     }
 }
+
+/// Termination signals held for a long-running process (the agent) to wait for in order.
+pub struct Termination {
+    set: libc::sigset_t,
+}
+
+impl Termination {
+    /// Blocks `signals` in the calling thread; threads started later inherit the mask, so
+    /// only [`Termination::wait`] takes them. Call it on the main thread first.
+    pub fn block(signals: &[i32]) -> Result<Termination> {
+        let set = sigset(signals);
+        // SAFETY: `set` is initialised; the old mask is not wanted (NULL).
+        let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+        if rc != 0 {
+            return Err(Error::Io {
+                op: "block termination signals".into(),
+                source: std::io::Error::from_raw_os_error(rc),
+            });
+        }
+        Ok(Termination { set })
+    }
+
+    /// Waits for one of the signals and returns it.
+    pub fn wait(&self) -> i32 {
+        loop {
+            let mut sig: libc::c_int = 0;
+            // SAFETY: `self.set` is an initialised sigset_t; `sig` is a valid out pointer.
+            if unsafe { libc::sigwait(&self.set, &mut sig) } == 0 {
+                return sig;
+            }
+        }
+    }
+}

@@ -1,5 +1,6 @@
 //! One module per command; each takes its parsed arguments and an engine.
 
+mod agent;
 mod create;
 mod exec;
 mod firewall;
@@ -26,6 +27,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<Outcome, Failure> {
         Command::Run(args) => return run::run(paths, args),
         Command::Create(args) => return create::create(paths, args),
         Command::Start { containers } => return create::start(paths, &containers),
+        Command::Agent(a) => return agent::run(paths, a),
         c => c,
     };
     let mut engine = Engine::open(paths)?;
@@ -44,7 +46,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<Outcome, Failure> {
             private_port,
         } => port::run(&mut engine, &container, private_port.as_deref()),
         Command::Firewall(c) => firewall::run(&mut engine, c),
-        Command::Run(_) | Command::Create(_) | Command::Start { .. } => {
+        Command::Run(_) | Command::Create(_) | Command::Start { .. } | Command::Agent(_) => {
             unreachable!("handled above")
         }
     }

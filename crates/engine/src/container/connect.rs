@@ -78,6 +78,7 @@ pub fn connect(
             .write(|tx| -> Result<()> { Ok(tx.delete_endpoint(&ep.id)?) });
         return Err(e);
     }
+    crate::agent::notify(&engine.paths, None);
     rewrite_hosts(engine, &c)
 }
 
@@ -96,6 +97,7 @@ pub fn disconnect(engine: &mut Engine, network: &str, container: &str) -> Result
             ))
         })?;
     let mut errors = endpoint::detach(&engine.paths, &mut engine.store, &net, &ep);
+    crate::agent::notify_if_running(&engine.paths, None);
     if let Err(e) = rewrite_hosts(engine, &c) {
         errors.push(e.to_string());
     }

@@ -182,6 +182,7 @@ pub(crate) fn plan_endpoint(
 
 /// Creates a container and its network (not its process). All or nothing.
 pub fn create(engine: &mut Engine, req: &RunRequest) -> Result<Container> {
+    let t0 = std::time::Instant::now();
     let c = check(engine, req)?;
     let netns_path = (c.mode != NetworkMode::Host).then(|| engine.paths.netns(&c.id));
     let container = Container {
@@ -251,6 +252,9 @@ pub fn create(engine: &mut Engine, req: &RunRequest) -> Result<Container> {
         let _ = super::remove::teardown(engine, &container, &endpoints);
         return Err(e);
     }
+    if !c.networks.is_empty() {
+        crate::agent::notify(&engine.paths, Some(("setup", t0.elapsed())));
+    }
     Ok(container)
 }
 
@@ -293,6 +297,22 @@ fn build(
         &container.name,
         &addrs,
         &container.dns,
+        resolver(endpoints),
     )?;
     Ok(())
+}
+
+/// The agent's DNS address for a container: the gateway of its first network (IPv4 first),
+/// unless the agent is turned off.
+fn resolver(endpoints: &[Endpoint]) -> Option<IpAddr> {
+    if !crate::agent::enabled() {
+        return None;
+    }
+    let gws: Vec<IpAddr> = endpoints
+        .first()?
+        .addresses
+        .iter()
+        .filter_map(|a| a.gateway)
+        .collect();
+    gws.iter().find(|g| g.is_ipv4()).or(gws.first()).copied()
 }

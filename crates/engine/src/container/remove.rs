@@ -96,6 +96,7 @@ pub fn remove(engine: &mut Engine, reference: &str, force: bool) -> Result<Optio
 /// Removes everything of a container, going on past failures; reports all of them.
 /// Works when the namespace file or the namespace itself is already gone.
 pub(crate) fn teardown(engine: &mut Engine, c: &Container, eps: &[Endpoint]) -> Result<()> {
+    let t0 = Instant::now();
     let mut errors = Vec::new();
     if let Err(e) = unpublish(engine, c, eps) {
         errors.push(e.to_string());
@@ -132,6 +133,9 @@ pub(crate) fn teardown(engine: &mut Engine, c: &Container, eps: &[Endpoint]) -> 
         .write(|tx| -> Result<()> { Ok(tx.delete_container(&c.id)?) })
     {
         errors.push(e.to_string());
+    }
+    if !eps.is_empty() {
+        crate::agent::notify_if_running(&engine.paths, Some(("teardown", t0.elapsed())));
     }
     match errors.is_empty() {
         true => Ok(()),

@@ -1,0 +1,60 @@
+//! The control socket: the doors say `reload` after changing the store; the agent answers
+//! `ok` once DNS serves the new state.
+
+use crate::{snapshot, State};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Serves requests one connection at a time (they are short) on its own thread.
+pub(crate) fn spawn(listener: UnixListener, state: Arc<Mutex<State>>) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("control".into())
+        .spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+                if let Err(e) = handle(conn, &mut st) {
+                    tracing::debug!("control connection: {e}");
+                }
+            }
+        })?;
+    Ok(())
+}
+
+fn handle(conn: UnixStream, st: &mut State) -> std::io::Result<()> {
+    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut line = String::new();
+    BufReader::new(&conn).read_line(&mut line)?;
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let answer = match words.as_slice() {
+        ["ping"] => "pong".to_string(),
+        ["reload", rest @ ..] => {
+            if let [op @ ("setup" | "teardown"), micros] = rest {
+                if let Ok(us) = micros.parse::<u64>() {
+                    st.metrics.observe(op, Duration::from_micros(us));
+                }
+            }
+            match reload(st) {
+                Ok(()) => "ok".to_string(),
+                Err(e) => format!("error {e}"),
+            }
+        }
+        _ => format!("error unknown request {:?}", line.trim()),
+    };
+    (&conn).write_all(format!("{answer}\n").as_bytes())
+}
+
+/// Re-reads the store and hands DNS its new records and listeners.
+pub(crate) fn reload(st: &mut State) -> Result<(), String> {
+    let (snap, listeners, counts) =
+        snapshot::read(&mut st.engine, st.dns_port).map_err(|e| e.to_string())?;
+    st.dns.set_records(&snap).map_err(|e| e.to_string())?;
+    st.dns
+        .set_listeners(&listeners)
+        .map_err(|e| e.to_string())?;
+    st.metrics.networks.set(counts.networks);
+    st.metrics.endpoints.set(counts.endpoints);
+    st.metrics.published_ports.set(counts.published_ports);
+    Ok(())
+}

@@ -1,0 +1,80 @@
+//! What the DNS server answers from, read from berth's store.
+
+use berth_dns::{Container, Endpoint, NetworkRecord, Snapshot, DEFAULT_DOMAIN};
+use berth_engine::{container, network, Engine, Result};
+use std::net::{IpAddr, SocketAddr};
+
+/// The host's resolver configuration, read in the agent's (the host's) mount namespace.
+const HOST_RESOLV_CONF: &str = "/etc/resolv.conf";
+
+/// Counts for the metrics, taken with the snapshot.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Counts {
+    pub(crate) networks: i64,
+    pub(crate) endpoints: i64,
+    pub(crate) published_ports: i64,
+}
+
+/// The records, the listen addresses (gateways of bridge networks with endpoints here) and
+/// counts. Every bridge network has DNS, the default `bridge` included.
+pub(crate) fn read(engine: &mut Engine, port: u16) -> Result<(Snapshot, Vec<SocketAddr>, Counts)> {
+    let nets = network::list(engine)?;
+    let all = container::list(engine)?;
+    let mut counts = Counts {
+        networks: nets.len() as i64,
+        ..Counts::default()
+    };
+    let mut snap = Snapshot {
+        domain: DEFAULT_DOMAIN.to_string(),
+        upstreams: berth_dns::parse_resolv_conf(
+            &std::fs::read_to_string(HOST_RESOLV_CONF).unwrap_or_default(),
+        ),
+        networks: Vec::new(),
+        containers: Vec::new(),
+    };
+    let mut listeners = Vec::new();
+    for n in nets.iter().filter(|n| n.driver == "bridge") {
+        snap.networks.push(NetworkRecord {
+            name: n.name.clone(),
+            subnets: n.subnets.iter().map(|s| s.subnet).collect(),
+        });
+        if all
+            .iter()
+            .any(|(_, eps)| eps.iter().any(|e| e.network_id == n.id))
+        {
+            listeners.extend(n.subnets.iter().map(|s| SocketAddr::new(s.gateway, port)));
+        }
+    }
+    for (c, eps) in &all {
+        counts.endpoints += eps.len() as i64;
+        counts.published_ports += container::published_ports(engine, &c.id)?.len() as i64;
+        let endpoints: Vec<Endpoint> = eps
+            .iter()
+            .filter_map(|e| {
+                let n = nets
+                    .iter()
+                    .find(|n| n.id == e.network_id && n.driver == "bridge")?;
+                Some(Endpoint {
+                    network: n.name.clone(),
+                    addresses: e.addresses.iter().map(|a| a.addr).collect(),
+                    aliases: e.aliases.clone(),
+                })
+            })
+            .collect();
+        if endpoints.is_empty() {
+            continue;
+        }
+        snap.containers.push(Container {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            dns: c
+                .dns
+                .iter()
+                .filter_map(|d| d.parse::<IpAddr>().ok())
+                .map(|a| SocketAddr::new(a, 53))
+                .collect(),
+            endpoints,
+        });
+    }
+    Ok((snap, listeners, counts))
+}

@@ -1,0 +1,235 @@
+//! The cache of forwarded answers.
+//!
+//! Keyed by the upstream list the answer came from (containers with different `--dns`
+//! never share entries), the lowercase question and the client's EDNS/DO/CD bits. Positive
+//! answers live for their smallest TTL, negative ones (NXDOMAIN, NODATA) for the SOA's
+//! `min(TTL, MINIMUM)`; both at most `max_ttl`. Answers with TC, other rcodes and negative
+//! answers without an SOA are not kept. A hit is the stored answer with the client's id,
+//! flags and question (its letter case) and each TTL lowered by the time spent in the cache.
+//!
+//! Size is bounded by entry count: when full, expired entries go first, then an arbitrary
+//! eighth of the rest.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::records::Upstreams;
+use crate::wire::{rcode, set_client_flags, set_id, u32_at, Query, ResponseMeta, CD, HEADER_LEN};
+
+#[derive(Debug, Hash, PartialEq, Eq)]
+pub(crate) struct Key {
+    upstreams: Upstreams,
+    question: Box<[u8]>,
+    flags: u8,
+}
+
+impl Key {
+    pub(crate) fn new(upstreams: &Upstreams, q: &Query<'_>) -> Key {
+        let mut question: Box<[u8]> = q.question.into();
+        let name_len = question.len() - 4;
+        question[..name_len].make_ascii_lowercase();
+        let flags = match q.edns {
+            None => 0,
+            Some(e) if e.dnssec_ok => 3,
+            Some(_) => 1,
+        } | if q.flags & CD != 0 { 4 } else { 0 };
+        Key {
+            upstreams: upstreams.clone(),
+            question,
+            flags,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    response: Box<[u8]>,
+    ttl_offsets: Box<[u16]>,
+    stored: Instant,
+    expires: Instant,
+}
+
+#[derive(Debug)]
+pub(crate) struct Cache {
+    map: Mutex<HashMap<Key, Entry>>,
+    capacity: usize,
+    max_ttl: u32,
+}
+
+impl Cache {
+    pub(crate) fn new(capacity: usize, max_ttl: u32) -> Cache {
+        Cache {
+            map: Mutex::new(HashMap::new()),
+            capacity,
+            max_ttl,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Entry>> {
+        // A panic while holding the lock cannot leave the map inconsistent.
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes the cached answer to `q` into `out`; false on a miss.
+    pub(crate) fn get(&self, key: &Key, q: &Query<'_>, now: Instant, out: &mut Vec<u8>) -> bool {
+        let mut map = self.lock();
+        let Some(e) = map.get(key) else {
+            return false;
+        };
+        if now >= e.expires {
+            map.remove(key);
+            return false;
+        }
+        let age = u32::try_from(now.duration_since(e.stored).as_secs()).unwrap_or(u32::MAX);
+        out.clear();
+        out.extend_from_slice(&e.response);
+        for &off in e.ttl_offsets.iter() {
+            let off = usize::from(off);
+            let ttl = u32_at(out, off).saturating_sub(age);
+            out[off..off + 4].copy_from_slice(&ttl.to_be_bytes());
+        }
+        drop(map);
+        set_id(out, q.id);
+        set_client_flags(out, q.flags);
+        out[HEADER_LEN..HEADER_LEN + q.question.len()].copy_from_slice(q.question);
+        true
+    }
+
+    /// Keeps `response` (an upstream's answer to the key's question) if it is cacheable.
+    pub(crate) fn insert(&self, key: Key, response: &[u8], meta: &ResponseMeta, now: Instant) {
+        if self.capacity == 0 || meta.truncated {
+            return;
+        }
+        let ttl = match meta.rcode {
+            rcode::NOERROR if meta.answers > 0 => meta.min_ttl,
+            rcode::NOERROR | rcode::NXDOMAIN => meta.negative_ttl,
+            _ => None,
+        };
+        let ttl = match ttl {
+            Some(t) if t > 0 => t.min(self.max_ttl),
+            _ => return,
+        };
+        let entry = Entry {
+            response: response.into(),
+            ttl_offsets: meta.ttl_offsets.clone().into(),
+            stored: now,
+            expires: now + Duration::from_secs(u64::from(ttl)),
+        };
+        let mut map = self.lock();
+        if map.len() >= self.capacity && !map.contains_key(&key) {
+            map.retain(|_, e| e.expires > now);
+            if map.len() >= self.capacity {
+                let drop_count = (self.capacity / 8).max(1);
+                let victims: Vec<_> = map.keys().take(drop_count).map(clone_key).collect();
+                for k in victims {
+                    map.remove(&k);
+                }
+            }
+        }
+        map.insert(key, entry);
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+fn clone_key(k: &Key) -> Key {
+    Key {
+        upstreams: k.upstreams.clone(),
+        question: k.question.clone(),
+        flags: k.flags,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{encode_name, inspect_response, parse_query, rtype, Reply, CLASS_IN};
+    use std::net::SocketAddr;
+
+    fn packet(name: &str, id: u16) -> Vec<u8> {
+        let mut b = id.to_be_bytes().to_vec();
+        b.extend_from_slice(&[1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+        encode_name(name, &mut b).unwrap();
+        b.extend_from_slice(&rtype::A.to_be_bytes());
+        b.extend_from_slice(&CLASS_IN.to_be_bytes());
+        b
+    }
+
+    fn upstreams(port: u16) -> Upstreams {
+        vec![SocketAddr::from(([127, 0, 0, 1], port))].into()
+    }
+
+    fn answer(q: &Query<'_>, ttl: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut r = Reply::new(&mut out, q, rcode::NOERROR, false);
+        r.answer(rtype::A, ttl, &[&[192, 0, 2, 1]]);
+        r.finish(None, 512);
+        out
+    }
+
+    #[test]
+    fn hit_lowers_ttl_and_takes_the_clients_id_and_case() {
+        let cache = Cache::new(16, 3600);
+        let t0 = Instant::now();
+        let first = packet("example.com", 1);
+        let q1 = parse_query(&first).unwrap();
+        let resp = answer(&q1, 100);
+        let meta = inspect_response(&resp, q1.question).unwrap();
+        cache.insert(Key::new(&upstreams(1), &q1), &resp, &meta, t0);
+
+        let second = packet("EXAMPLE.com", 2);
+        let q2 = parse_query(&second).unwrap();
+        let mut out = Vec::new();
+        let later = t0 + Duration::from_secs(30);
+        assert!(cache.get(&Key::new(&upstreams(1), &q2), &q2, later, &mut out));
+        assert_eq!(&out[..2], &[0, 2]);
+        assert_eq!(&out[12..12 + q2.question.len()], q2.question);
+        assert_eq!(u32_at(&out, usize::from(meta.ttl_offsets[0])), 70);
+        // Other upstreams do not share the entry.
+        assert!(!cache.get(&Key::new(&upstreams(2), &q2), &q2, later, &mut out));
+        // Expired.
+        let gone = t0 + Duration::from_secs(100);
+        assert!(!cache.get(&Key::new(&upstreams(1), &q2), &q2, gone, &mut out));
+        assert_eq!(cache.len(), 0);
+    }
+
+    #[test]
+    fn bounded_and_honours_max_ttl() {
+        let cache = Cache::new(8, 10);
+        let t0 = Instant::now();
+        for i in 0..20 {
+            let p = packet(&format!("n{i}.example"), 1);
+            let q = parse_query(&p).unwrap();
+            let resp = answer(&q, 1000);
+            let meta = inspect_response(&resp, q.question).unwrap();
+            cache.insert(Key::new(&upstreams(1), &q), &resp, &meta, t0);
+            assert!(cache.len() <= 8);
+        }
+        let p = packet("n19.example", 1);
+        let q = parse_query(&p).unwrap();
+        let mut out = Vec::new();
+        let key = Key::new(&upstreams(1), &q);
+        assert!(cache.get(&key, &q, t0 + Duration::from_secs(9), &mut out));
+        assert!(!cache.get(&key, &q, t0 + Duration::from_secs(10), &mut out));
+    }
+
+    #[test]
+    fn servfail_and_ttl_zero_are_not_kept() {
+        let cache = Cache::new(8, 10);
+        let p = packet("x.example", 1);
+        let q = parse_query(&p).unwrap();
+        let resp = answer(&q, 0);
+        let meta = inspect_response(&resp, q.question).unwrap();
+        cache.insert(Key::new(&upstreams(1), &q), &resp, &meta, Instant::now());
+        let mut out = Vec::new();
+        let r = Reply::new(&mut out, &q, rcode::SERVFAIL, false);
+        r.finish(None, 512);
+        let meta = inspect_response(&out, q.question).unwrap();
+        cache.insert(Key::new(&upstreams(1), &q), &out, &meta, Instant::now());
+        assert_eq!(cache.len(), 0);
+    }
+}

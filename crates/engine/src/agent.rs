@@ -1,0 +1,111 @@
+//! The doors' side of the agent: tell it that something changed, starting it when needed.
+//!
+//! The agent (`berth agent`, crate `berth-agent`) serves DNS, repairs the firewall and
+//! exports metrics. The data path never depends on it: if it cannot be reached or started,
+//! a command still succeeds and says so in a warning. `BERTH_NO_AGENT=1` turns it off for
+//! the calling command (for hosts that want no resident process).
+//!
+//! Protocol: one line per request on the unix socket `<run-root>/agent.sock`, one line back.
+//! `reload [setup|teardown MICROS]` (re-read the store; answered once DNS serves the new
+//! state; the optional timing feeds the setup/teardown metrics) and `ping`.
+
+use crate::Paths;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a door waits for a starting agent to answer.
+const START_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn disabled() -> bool {
+    std::env::var_os("BERTH_NO_AGENT").is_some_and(|v| v != "0" && !v.is_empty())
+}
+
+/// Whether this command uses the agent (`BERTH_NO_AGENT` unset or 0).
+pub fn enabled() -> bool {
+    !disabled()
+}
+
+/// Sends one request and reads the answer line.
+pub fn request(paths: &Paths, line: &str) -> std::io::Result<String> {
+    let mut s = UnixStream::connect(paths.agent_socket())?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(format!("{line}\n").as_bytes())?;
+    let mut answer = String::new();
+    BufReader::new(s).read_line(&mut answer)?;
+    Ok(answer.trim().to_string())
+}
+
+/// Starts `berth agent --foreground [ARGS]` detached from the caller (own process group,
+/// output in `<run-root>/agent.log`) and waits until its socket answers.
+pub fn start(paths: &Paths, args: &[String]) -> std::io::Result<()> {
+    std::fs::create_dir_all(&paths.run_root)?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(paths.agent_log())?;
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.arg("--root")
+        .arg(&paths.root)
+        .arg("--run-root")
+        .arg(&paths.run_root)
+        .args(["agent", "--foreground"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0);
+    let mut child = cmd.spawn()?;
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if request(paths, "ping").is_ok() {
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait()? {
+            // Another agent won the race to start: that one answers.
+            if request(paths, "ping").is_ok() {
+                return Ok(());
+            }
+            return Err(std::io::Error::other(format!(
+                "the agent exited ({status}); see {}",
+                paths.agent_log().display()
+            )));
+        }
+        if Instant::now() >= deadline {
+            return Err(std::io::Error::other("the agent did not answer in time"));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Tells the agent the store changed (starting it if it is not running) and waits until it
+/// serves the new state. Failures are warnings: the data path does not need the agent.
+pub fn notify(paths: &Paths, timing: Option<(&str, Duration)>) {
+    if disabled() {
+        return;
+    }
+    let line = reload_line(timing);
+    let r = request(paths, &line).or_else(|_| {
+        start(paths, &[])?;
+        request(paths, &line)
+    });
+    if let Err(e) = r {
+        tracing::warn!("berth agent not reachable ({e}): DNS and firewall repair are not updated");
+    }
+}
+
+/// Tells a running agent the store changed; starts none.
+pub fn notify_if_running(paths: &Paths, timing: Option<(&str, Duration)>) {
+    if !disabled() {
+        let _ = request(paths, &reload_line(timing));
+    }
+}
+
+fn reload_line(timing: Option<(&str, Duration)>) -> String {
+    match timing {
+        Some((what, took)) => format!("reload {what} {}", took.as_micros()),
+        None => "reload".into(),
+    }
+}
