@@ -7,8 +7,9 @@
 //! answers without an SOA are not kept. A hit is the stored answer with the client's id,
 //! flags and question (its letter case) and each TTL lowered by the time spent in the cache.
 //!
-//! Size is bounded by entry count: when full, expired entries go first, then an arbitrary
-//! eighth of the rest.
+//! Size is bounded by entry count and by the bytes of stored answers (an answer larger than
+//! a sixteenth of the byte budget is not kept): when either is reached, expired entries go
+//! first, then arbitrary entries, an eighth of the capacity at a time.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -52,33 +53,50 @@ struct Entry {
 
 #[derive(Debug)]
 pub(crate) struct Cache {
-    map: Mutex<HashMap<Key, Entry>>,
+    state: Mutex<State>,
     capacity: usize,
+    max_bytes: usize,
     max_ttl: u32,
 }
 
+#[derive(Debug, Default)]
+struct State {
+    map: HashMap<Key, Entry>,
+    /// Sum of the stored answers' lengths.
+    bytes: usize,
+}
+
+impl State {
+    fn remove(&mut self, key: &Key) {
+        if let Some(e) = self.map.remove(key) {
+            self.bytes -= e.response.len();
+        }
+    }
+}
+
 impl Cache {
-    pub(crate) fn new(capacity: usize, max_ttl: u32) -> Cache {
+    pub(crate) fn new(capacity: usize, max_bytes: usize, max_ttl: u32) -> Cache {
         Cache {
-            map: Mutex::new(HashMap::new()),
+            state: Mutex::new(State::default()),
             capacity,
+            max_bytes,
             max_ttl,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Entry>> {
-        // A panic while holding the lock cannot leave the map inconsistent.
-        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // No code that holds the lock can panic half-way through an update.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Writes the cached answer to `q` into `out`; false on a miss.
     pub(crate) fn get(&self, key: &Key, q: &Query<'_>, now: Instant, out: &mut Vec<u8>) -> bool {
-        let mut map = self.lock();
-        let Some(e) = map.get(key) else {
+        let mut state = self.lock();
+        let Some(e) = state.map.get(key) else {
             return false;
         };
         if now >= e.expires {
-            map.remove(key);
+            state.remove(key);
             return false;
         }
         let age = u32::try_from(now.duration_since(e.stored).as_secs()).unwrap_or(u32::MAX);
@@ -89,7 +107,7 @@ impl Cache {
             let ttl = u32_at(out, off).saturating_sub(age);
             out[off..off + 4].copy_from_slice(&ttl.to_be_bytes());
         }
-        drop(map);
+        drop(state);
         set_id(out, q.id);
         set_client_flags(out, q.flags);
         out[HEADER_LEN..HEADER_LEN + q.question.len()].copy_from_slice(q.question);
@@ -98,7 +116,7 @@ impl Cache {
 
     /// Keeps `response` (an upstream's answer to the key's question) if it is cacheable.
     pub(crate) fn insert(&self, key: Key, response: &[u8], meta: &ResponseMeta, now: Instant) {
-        if self.capacity == 0 || meta.truncated {
+        if self.capacity == 0 || meta.truncated || response.len() > self.max_bytes / 16 {
             return;
         }
         let ttl = match meta.rcode {
@@ -116,23 +134,54 @@ impl Cache {
             stored: now,
             expires: now + Duration::from_secs(u64::from(ttl)),
         };
-        let mut map = self.lock();
-        if map.len() >= self.capacity && !map.contains_key(&key) {
-            map.retain(|_, e| e.expires > now);
-            if map.len() >= self.capacity {
-                let drop_count = (self.capacity / 8).max(1);
-                let victims: Vec<_> = map.keys().take(drop_count).map(clone_key).collect();
-                for k in victims {
-                    map.remove(&k);
+        let mut state = self.lock();
+        state.remove(&key);
+        let full = |st: &State| {
+            st.map.len() >= self.capacity || st.bytes + response.len() > self.max_bytes
+        };
+        if full(&state) {
+            state.map.retain(|_, e| e.expires > now);
+            state.bytes = state.map.values().map(|e| e.response.len()).sum();
+        }
+        if full(&state) {
+            // Make room for an eighth more, so that a full cache does not evict on every
+            // insert.
+            let target_len = if state.map.len() >= self.capacity {
+                self.capacity - (self.capacity / 8).max(1)
+            } else {
+                usize::MAX
+            };
+            let target_bytes = if state.bytes + response.len() > self.max_bytes {
+                (self.max_bytes - self.max_bytes / 8).saturating_sub(response.len())
+            } else {
+                usize::MAX
+            };
+            let (mut len, mut bytes) = (state.map.len(), state.bytes);
+            let mut victims = Vec::new();
+            for (k, e) in &state.map {
+                if len <= target_len && bytes <= target_bytes {
+                    break;
                 }
+                victims.push(clone_key(k));
+                len -= 1;
+                bytes -= e.response.len();
+            }
+            for k in &victims {
+                state.remove(k);
             }
         }
-        map.insert(key, entry);
+        state.bytes += entry.response.len();
+        state.map.insert(key, entry);
     }
 
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().map.len()
+    }
+
+    #[cfg(test)]
+    fn bytes(&self) -> usize {
+        self.lock().bytes
     }
 }
 
@@ -173,7 +222,7 @@ mod tests {
 
     #[test]
     fn hit_lowers_ttl_and_takes_the_clients_id_and_case() {
-        let cache = Cache::new(16, 3600);
+        let cache = Cache::new(16, 1 << 20, 3600);
         let t0 = Instant::now();
         let first = packet("example.com", 1);
         let q1 = parse_query(&first).unwrap();
@@ -199,16 +248,18 @@ mod tests {
 
     #[test]
     fn bounded_and_honours_max_ttl() {
-        let cache = Cache::new(8, 10);
+        let cache = Cache::new(8, 1 << 20, 10);
         let t0 = Instant::now();
         for i in 0..20 {
-            let p = packet(&format!("n{i}.example"), 1);
+            let p = packet(&format!("n{i:02}.example"), 1);
             let q = parse_query(&p).unwrap();
             let resp = answer(&q, 1000);
             let meta = inspect_response(&resp, q.question).unwrap();
             cache.insert(Key::new(&upstreams(1), &q), &resp, &meta, t0);
             assert!(cache.len() <= 8);
         }
+        assert_eq!(cache.bytes(), cache.len() * 45);
+        assert!(cache.len() >= 7);
         let p = packet("n19.example", 1);
         let q = parse_query(&p).unwrap();
         let mut out = Vec::new();
@@ -218,8 +269,33 @@ mod tests {
     }
 
     #[test]
+    fn bounded_by_bytes() {
+        // 45-byte answers, 1440 bytes allowed: at most 32 entries.
+        let cache = Cache::new(100, 1440, 10);
+        let t0 = Instant::now();
+        for i in 0..50 {
+            let p = packet(&format!("n{i:02}.example"), 1);
+            let q = parse_query(&p).unwrap();
+            let resp = answer(&q, 100);
+            assert_eq!(resp.len(), 45);
+            let meta = inspect_response(&resp, q.question).unwrap();
+            cache.insert(Key::new(&upstreams(1), &q), &resp, &meta, t0);
+            assert!(cache.bytes() <= 1440, "{}", cache.bytes());
+        }
+        assert!(cache.len() >= 24, "{}", cache.len());
+        // Too big for a sixteenth of the budget: not kept.
+        let small = Cache::new(100, 16 * 44, 10);
+        let p = packet("n00.example", 1);
+        let q = parse_query(&p).unwrap();
+        let resp = answer(&q, 100);
+        let meta = inspect_response(&resp, q.question).unwrap();
+        small.insert(Key::new(&upstreams(1), &q), &resp, &meta, t0);
+        assert_eq!(small.len(), 0);
+    }
+
+    #[test]
     fn servfail_and_ttl_zero_are_not_kept() {
-        let cache = Cache::new(8, 10);
+        let cache = Cache::new(8, 1 << 20, 10);
         let p = packet("x.example", 1);
         let q = parse_query(&p).unwrap();
         let resp = answer(&q, 0);

@@ -13,6 +13,9 @@ pub struct Config {
     pub upstream_timeout: Duration,
     /// Entries of the cache of forwarded answers (0 disables it): 4096.
     pub cache_entries: usize,
+    /// Bytes of answers the cache may hold: 2 MiB. Answers larger than a sixteenth of
+    /// this are not cached.
+    pub cache_bytes: usize,
     /// Longest time a forwarded answer is cached, whatever its TTL says: 3600 s.
     pub cache_max_ttl: u32,
     /// A TCP client that sends nothing for this long is disconnected: 10 s.
@@ -29,6 +32,7 @@ impl Default for Config {
             ttl: 5,
             upstream_timeout: Duration::from_secs(2),
             cache_entries: 4096,
+            cache_bytes: 2 << 20,
             cache_max_ttl: 3600,
             tcp_idle_timeout: Duration::from_secs(10),
             max_tcp_connections: 128,

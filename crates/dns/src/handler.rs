@@ -70,7 +70,11 @@ fn soa_rdata<'a>(index: &'a Index, tail: &'a mut [u8; 20], ttl: u32) -> [&'a [u8
 impl Shared {
     pub(crate) fn new(config: Config, index: Index) -> Shared {
         Shared {
-            cache: Cache::new(config.cache_entries, config.cache_max_ttl),
+            cache: Cache::new(
+                config.cache_entries,
+                config.cache_bytes,
+                config.cache_max_ttl,
+            ),
             forwards: Arc::new(Semaphore::new(config.max_forwards)),
             records: ArcSwap::from_pointee(index),
             metrics: Metrics::new(),

@@ -16,20 +16,34 @@
 //! server.shutdown();
 //! ```
 //!
-//! Naming and policy rules are documented on [`records`](crate::Snapshot) (module
-//! `records`); forwarding and caching in `upstream` and `cache`.
+//! # Behaviour in short
+//!
+//! - Names: a container's name, 12-character short id and per-network aliases, `X.NETWORK`,
+//!   each also under the domain (`berth.internal`); ASCII case-insensitive. Only requesters
+//!   (by query source address) sharing a network with the target get an answer, and only
+//!   with its addresses on the shared networks. The full rules are in the `records` module.
+//! - PTR: `NAME.NETWORK.DOMAIN.` for addresses of visible containers; NXDOMAIN for free
+//!   addresses in a shared subnet.
+//! - Negative answers: NXDOMAIN under the domain (and for bare names, hidden berth names and
+//!   `X.NETWORK`), NODATA for a name without the asked type; both authoritative, with an SOA
+//!   where berth owns the zone.
+//! - TTL of berth's answers: [`Config::ttl`] (5 s), also the SOA MINIMUM (negative TTL).
+//! - Everything else is forwarded (module `upstream`) to the requester's `--dns` servers or
+//!   the snapshot's default upstreams, within [`Config::upstream_timeout`] (2 s), through a
+//!   bounded cache (module `cache`); SERVFAIL when no upstream answers.
 //!
 //! # Layout
 //!
 //! - `wire`: DNS message parsing and encoding (hand-written, allocation-free on the hot path);
-//! - `records`: the snapshot types, the lookup tables built from them and the pure
-//!   resolution of a question for a requester;
+//! - `records`: the snapshot types, the lookup tables built from them once per
+//!   [`Server::set_records`], and the pure resolution of a question for a requester;
 //! - `handler`: packet in, answer out, or a forwarding job; `upstream`: forwarding;
 //!   `cache`: the forwarded-answer cache;
-//! - `server`: the thread, runtime, sockets and listener set; `metrics`.
+//! - `server`: threads, runtime, sockets and the listener set; `metrics`.
 //!
-//! TTL of berth's answers: [`Config::ttl`] (5 s), also the negative TTL of its NXDOMAIN and
-//! NODATA answers, which carry an SOA of the domain (or of the reverse zone of the subnet).
+//! Threads: one runs a current-thread tokio runtime (TCP, forwarding); each listen address
+//! has its own thread blocked in `recvfrom`, which answers berth names and cache hits
+//! without the runtime (see `server` for why).
 
 mod cache;
 mod config;

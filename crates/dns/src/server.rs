@@ -44,14 +44,18 @@ static SOCKET_LOG: LogLimit = LogLimit::new();
 
 /// The embedded DNS server.
 ///
-/// It owns a thread (`berth-dns`) running a single-threaded tokio runtime; its methods are
-/// synchronous and may be called from any thread that is not itself inside an async
-/// runtime (they block briefly). It serves nothing until it has listeners, and answers
-/// only forwarding until it has records.
+/// It owns a thread (`berth-dns`) running a single-threaded tokio runtime, plus one thread
+/// per listen address for UDP (`berth-dns-udp`); its methods are synchronous and may be
+/// called from any thread that is not itself inside an async runtime (they block briefly).
+/// It serves nothing until it has listeners, and answers only forwarding until it has
+/// records. Dropping it is [`Server::shutdown`].
 pub struct Server {
     shared: Arc<Shared>,
     runtime: Handle,
     listeners: Mutex<BTreeMap<SocketAddr, Listener>>,
+    /// Held while a snapshot is built and stored, so concurrent callers cannot store an
+    /// older snapshot after a newer one.
+    records: Mutex<()>,
     serial: AtomicU32,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<thread::JoinHandle<()>>,
@@ -122,6 +126,7 @@ impl Server {
             shared: Arc::new(Shared::new(config, empty)),
             runtime: handle,
             listeners: Mutex::new(BTreeMap::new()),
+            records: Mutex::new(()),
             serial: AtomicU32::new(0),
             stop: Some(stop),
             thread: Some(thread),
@@ -131,6 +136,7 @@ impl Server {
     /// Replaces the records. Queries that arrive after this returns see the new snapshot;
     /// an invalid snapshot is refused and the previous one stays.
     pub fn set_records(&self, snapshot: &Snapshot) -> Result<(), SnapshotError> {
+        let _one_at_a_time = self.records.lock().unwrap_or_else(|e| e.into_inner());
         let serial = self.serial.fetch_add(1, Ordering::Relaxed) + 1;
         let index = Index::build(snapshot, serial)?;
         self.shared.records.store(Arc::new(index));

@@ -399,7 +399,15 @@ fn listens_on_an_address_that_does_not_exist_yet() {
 fn malformed_packets() {
     let (_s, addr, _, _) = setup();
     // Too short, or a response: no answer at all.
-    let err = exchange_raw(addr, ALPHA, &[1, 2, 3]).unwrap_err();
+    let quiet = Duration::from_millis(500);
+    let err = exchange_raw_within(addr, ALPHA, &[1, 2, 3], quiet).unwrap_err();
+    assert!(matches!(
+        err.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    ));
+    let mut response = message("web", RecordType::A, None).to_vec().unwrap();
+    response[2] |= 0x80;
+    let err = exchange_raw_within(addr, ALPHA, &response, quiet).unwrap_err();
     assert!(matches!(
         err.kind(),
         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
@@ -430,4 +438,62 @@ fn shutdown_closes_listeners() {
     )
     .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+}
+
+#[test]
+fn a_thousand_containers_are_indexed_fast_and_resolvable() {
+    let up = Upstream::start(false);
+    let mut snap = snapshot(up.addr, up.addr);
+    for i in 0..1000u32 {
+        let a = format!("127.0.{}.{}", 100 + i / 250, 2 + i % 250);
+        let b = format!("127.0.20.{}", 30 + i % 200);
+        snap.containers.push(container(
+            &format!("{i:016x}aaaa"),
+            &format!("c{i}"),
+            &[
+                ("front", &[&a], &[&format!("alias{i}")]),
+                ("back", &[&b], &[]),
+            ],
+        ));
+    }
+    let (s, addr) = start(Config::default(), &snap);
+    let t = Instant::now();
+    s.set_records(&snap).unwrap();
+    let took = t.elapsed();
+    // Unoptimised test builds are several times slower than release.
+    assert!(
+        took < Duration::from_millis(100),
+        "set_records took {took:?}"
+    );
+    let r = ask(addr, ALPHA, "alias999.front.berth.internal", RecordType::A);
+    assert_eq!(addrs(&r), [ip("127.0.103.251")]);
+}
+
+#[test]
+fn ipv6_listener_and_requester() {
+    let up = Upstream::start(false);
+    let mut snap = snapshot(up.addr, up.addr);
+    snap.containers.push(container(
+        "6666666666666666",
+        "six",
+        &[("front", &["::1"], &[])],
+    ));
+    let s = Server::start(Config::default()).unwrap();
+    s.set_records(&snap).unwrap();
+    s.set_listeners(&["[::1]:0".parse().unwrap()]).unwrap();
+    let addr = s.listeners()[0].1;
+    let r = ask(addr, "::1", "web.front.berth.internal", RecordType::AAAA);
+    assert_eq!(addrs(&r), [ip("fd00:10::10")]);
+    let r = ask(addr, "::1", "db", RecordType::A);
+    assert_eq!(rcode(&r), ResponseCode::NXDomain, "six is not on back");
+    let v6: u128 = "fd00:10::10".parse::<std::net::Ipv6Addr>().unwrap().into();
+    let rev: String = (0..32)
+        .map(|i| format!("{:x}.", (v6 >> (4 * i)) & 0xF))
+        .collect();
+    let r = ask(addr, "::1", &format!("{rev}ip6.arpa"), RecordType::PTR);
+    assert!(
+        matches!(&r.answers[0].data, RData::PTR(p) if p.0.to_ascii() == "web.front.berth.internal."),
+        "{:?}",
+        r.answers
+    );
 }

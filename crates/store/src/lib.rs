@@ -53,6 +53,13 @@ impl Store {
             .map_err(Error::sql(ctx("configure")))?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(Error::sql(ctx("configure")))?;
+        // Every CLI call is a short-lived process: without this, each one's close would
+        // checkpoint the WAL (two fsyncs). SQLite's auto-checkpoint still bounds the WAL.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )
+        .map_err(Error::sql(ctx("configure")))?;
         schema::migrate(&mut conn).map_err(Error::sql(ctx("migrate")))?;
         Ok(Store { conn, path })
     }

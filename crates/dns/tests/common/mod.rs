@@ -111,10 +111,19 @@ pub fn message(name: &str, qtype: RecordType, edns: Option<u16>) -> Message {
     m
 }
 
-/// Sends `m` over UDP from `src` and returns the raw answer, or the error (timeout).
+/// Sends `bytes` over UDP from `src` and returns the raw answer, or the error (timeout).
 pub fn exchange_raw(server: SocketAddr, src: &str, bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    exchange_raw_within(server, src, bytes, Duration::from_secs(3))
+}
+
+pub fn exchange_raw_within(
+    server: SocketAddr,
+    src: &str,
+    bytes: &[u8],
+    wait: Duration,
+) -> std::io::Result<Vec<u8>> {
     let sock = UdpSocket::bind((ip(src), 0))?;
-    sock.set_read_timeout(Some(Duration::from_secs(3)))?;
+    sock.set_read_timeout(Some(wait))?;
     sock.connect(server)?;
     sock.send(bytes)?;
     let mut buf = vec![0u8; 65535];
