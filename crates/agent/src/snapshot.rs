@@ -22,6 +22,7 @@ pub(crate) fn read(engine: &mut Engine, port: u16) -> Result<(Snapshot, Vec<Sock
     let all = container::list(engine)?;
     let mut counts = Counts {
         networks: nets.len() as i64,
+        published_ports: container::all_published_ports(engine)?.len() as i64,
         ..Counts::default()
     };
     let mut snap = Snapshot {
@@ -47,7 +48,6 @@ pub(crate) fn read(engine: &mut Engine, port: u16) -> Result<(Snapshot, Vec<Sock
     }
     for (c, eps) in &all {
         counts.endpoints += eps.len() as i64;
-        counts.published_ports += container::published_ports(engine, &c.id)?.len() as i64;
         let endpoints: Vec<Endpoint> = eps
             .iter()
             .filter_map(|e| {

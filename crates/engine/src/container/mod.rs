@@ -50,6 +50,11 @@ pub fn published_ports(engine: &mut Engine, id: &str) -> Result<Vec<berth_store:
         .read(|tx| -> Result<_> { Ok(tx.ports_of_container(id)?) })
 }
 
+/// Every published port of every container (one query).
+pub fn all_published_ports(engine: &mut Engine) -> Result<Vec<berth_store::PortMapping>> {
+    engine.store.read(|tx| -> Result<_> { Ok(tx.all_ports()?) })
+}
+
 /// The container's endpoints.
 pub fn endpoints(engine: &mut Engine, id: &str) -> Result<Vec<Endpoint>> {
     engine

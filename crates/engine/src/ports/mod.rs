@@ -210,6 +210,13 @@ pub(crate) fn flush_conntrack(ports: &[PortElement]) -> Result<usize> {
     if ports.is_empty() {
         return Ok(0);
     }
+    // A dump walks the whole conntrack hash table, whatever it holds: skip it when this
+    // namespace tracks no connection at all (or has no conntrack).
+    match berth_kernel::sysctl::read("net/netfilter/nf_conntrack_count") {
+        Ok(n) if n.trim() == "0" => return Ok(0),
+        Err(_) => return Ok(0),
+        Ok(_) => {}
+    }
     let m: Vec<Mapping> = ports
         .iter()
         .map(|p| Mapping {
