@@ -1,40 +1,46 @@
 #!/usr/bin/env python3
-"""Writes the bench's inputs into DIR: the same N containers for both servers.
+"""Writes the inputs of the servers compared with the berth agent, from the real containers.
 
-  snapshot.json    berth_dns::Snapshot for crates/dns/examples/serve.rs
-  aardvark/bench   aardvark-dns config: network "bench", gateway 10.200.0.1
-  queries.txt      dnsperf input: A queries for the containers' names, shuffled
+usage: gen.py DIR INSPECT_JSON NETWORK AARDVARK_ADDR
 
-The client (dnsperf's source address 10.200.0.5) is a container in both.
+INSPECT_JSON is `berth inspect` of every container of the bench (the CONTAINERS named ones
+and "client", the container dnsperf runs in). From their real addresses on NETWORK it writes:
+
+  aardvark/NETWORK  aardvark-dns config: listens on AARDVARK_ADDR, same containers, same names
+  snapshot.json     berth_dns::Snapshot for crates/dns/examples/serve.rs (the library alone)
+  queries.txt       dnsperf input: A queries for the containers' names (not "client"), shuffled
+
+so the agent (which reads berth's store), aardvark-dns and the library example all serve the
+same names with the same addresses, and the client's address is a container in all of them.
 """
+import ipaddress
 import json
 import os
 import random
 import sys
 
-out = sys.argv[1]
-n = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
-gateway = "10.200.0.1"
-client = "10.200.0.5"
+out, inspect_path, network, aardvark_addr = sys.argv[1:5]
+with open(inspect_path) as f:
+    inspected = json.load(f)
 
-
-def addr(i):
-    # 10.200.1.2 upwards, 250 per /24.
-    return f"10.200.{1 + i // 250}.{2 + i % 250}"
-
-
-containers = [(f"{i + 1:064x}", f"c{i:04d}", addr(i)) for i in range(n)]
-containers.append((f"{0xc11e47:064x}", "client", client))
+containers = []
+subnet = None
+for c in inspected:
+    ep = c["Networks"][network]
+    containers.append((c["Id"], c["Name"], ep["IPAddress"]))
+    subnet = ipaddress.ip_network(f"{ep['IPAddress']}/{ep['IPPrefixLen']}", strict=False)
+if not any(name == "client" for _, name, _ in containers):
+    sys.exit("gen.py: no container named client")
 
 snapshot = {
     "domain": "berth.internal",
     "upstreams": ["127.0.0.1:53"],
-    "networks": [{"name": "bench", "subnets": ["10.200.0.0/16"]}],
+    "networks": [{"name": network, "subnets": [str(subnet)]}],
     "containers": [
         {
             "id": cid,
             "name": name,
-            "endpoints": [{"network": "bench", "addresses": [ip], "aliases": []}],
+            "endpoints": [{"network": network, "addresses": [ip], "aliases": []}],
         }
         for cid, name, ip in containers
     ],
@@ -43,15 +49,17 @@ with open(os.path.join(out, "snapshot.json"), "w") as f:
     json.dump(snapshot, f)
 
 os.makedirs(os.path.join(out, "aardvark"), exist_ok=True)
-with open(os.path.join(out, "aardvark", "bench"), "w") as f:
-    f.write(gateway + "\n")
+with open(os.path.join(out, "aardvark", network), "w") as f:
+    f.write(aardvark_addr + "\n")
     for cid, name, ip in containers:
         # id, IPv4 list, IPv6 list (empty), names
         f.write(f"{cid} {ip}  {name}\n")
 
 rng = random.Random(42)
-names = [name for _, name, _ in containers if name != "client"]
+names = sorted(name for _, name, _ in containers if name != "client")
 rng.shuffle(names)
 with open(os.path.join(out, "queries.txt"), "w") as f:
     for name in names:
         f.write(f"{name} A\n")
+print(f"gen.py: {len(names)} names, client {dict((n, ip) for _, n, ip in containers)['client']}",
+      file=sys.stderr)
