@@ -95,6 +95,11 @@ fn configure(
     name: &str,
     index: u32,
 ) -> Result<()> {
+    // A bridge without a MAC of its own recomputes its id from every port's MAC whenever a
+    // port comes or goes (O(ports) per container): give it a fixed one, from its gateway.
+    let gw4 = net.subnets.iter().map(|s| s.gateway).find(|g| g.is_ipv4());
+    nl.set_mac(index, crate::ids::mac_for(gw4))
+        .op(|| format!("set the MAC address of bridge {name}"))?;
     for s in &net.subnets {
         nl.add_address(index, s.gateway, s.subnet.prefix_len())
             .op(|| format!("add gateway {} to bridge {name}", s.gateway))?;

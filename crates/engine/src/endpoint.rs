@@ -54,6 +54,14 @@ fn veth(
             parse_mac(&ep.mac),
         )
         .op(|| format!("create veth {}", what()))?;
+    // On an IPv4-only network the host end needs no IPv6: no link-local address and route
+    // per veth in the host's tables (each makes the next link change walk more of them).
+    if !net.subnets.iter().any(|s| s.subnet.addr().is_ipv6()) {
+        let _ = berth_kernel::sysctl::write(
+            &format!("net/ipv6/conf/{}/disable_ipv6", ep.host_ifname),
+            "1",
+        );
+    }
     nl.set_master(index, bridge_index)
         .op(|| format!("attach veth {} to its bridge", what()))?;
     if !net.icc {
