@@ -7,59 +7,14 @@
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpListener, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::conntrack::{self, Mapping};
 use crate::netlink::Netlink;
 use crate::nftables::{encode, Batch, Change, Element, Family, Monitor, Nftables};
-
-const SANDBOX_ENV: &str = "BERTH_KERNEL_NFT_SANDBOXED";
-const TMP_ENV: &str = "BERTH_KERNEL_NFT_TEST_DIR";
-
-/// Runs `body` inside a fresh network + mount namespace by re-executing
-/// this test binary for the single test `name` under `unshare`.
-fn sandboxed(name: &str, body: impl FnOnce(&Path)) {
-    if std::env::var_os(SANDBOX_ENV).is_some() {
-        let dir = PathBuf::from(std::env::var_os(TMP_ENV).expect("sandbox sets the test dir"));
-        body(&dir);
-        return;
-    }
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    assert_eq!(
-        euid, 0,
-        "test {name} needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN) to create namespaces; \
-         run `cargo test -p berth-kernel` as root"
-    );
-    let dir = std::env::temp_dir().join(format!(
-        "berth-kernel-nft-{}-{}",
-        std::process::id(),
-        name.replace("::", "-")
-    ));
-    fs::create_dir_all(&dir).unwrap();
-    let output = Command::new("unshare")
-        .args(["--net", "--mount", "--propagation", "private"])
-        .arg(std::env::current_exe().unwrap())
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(SANDBOX_ENV, "1")
-        .env(TMP_ENV, &dir)
-        .output()
-        .expect("run unshare (util-linux)");
-    let _ = fs::remove_dir_all(&dir);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "sandboxed {name} failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        output.status
-    );
-    assert!(
-        stdout.contains("test result: ok. 1 passed"),
-        "sandboxed {name} did not run exactly one test:\n{stdout}"
-    );
-}
+use crate::privileged_tests::sandboxed;
 
 macro_rules! test_name {
     ($f:ident) => {

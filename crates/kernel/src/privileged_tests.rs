@@ -17,7 +17,7 @@ const TMP_ENV: &str = "BERTH_KERNEL_TEST_DIR";
 
 /// Runs `body` inside a fresh network + mount namespace by re-executing
 /// this test binary for the single test `name` under `unshare`.
-fn sandboxed(name: &str, body: impl FnOnce(&Path)) {
+pub(crate) fn sandboxed(name: &str, body: impl FnOnce(&Path)) {
     if std::env::var_os(SANDBOX_ENV).is_some() {
         let dir = PathBuf::from(std::env::var_os(TMP_ENV).expect("sandbox sets the test dir"));
         body(&dir);

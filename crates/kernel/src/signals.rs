@@ -39,19 +39,25 @@ fn sigset(signals: &[i32]) -> libc::sigset_t {
     set
 }
 
+/// Blocks `signals` in the calling thread (threads started later inherit the mask).
+fn block(signals: &[i32]) -> Result<libc::sigset_t> {
+    let set = sigset(signals);
+    // SAFETY: `set` is initialised; the old mask is not wanted (NULL).
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if rc != 0 {
+        return Err(Error::Io {
+            op: "block termination signals".into(),
+            source: std::io::Error::from_raw_os_error(rc),
+        });
+    }
+    Ok(set)
+}
+
 impl Forwarder {
     /// Blocks `signals` in the calling thread and starts the forwarding thread. Call it on
     /// the main thread before starting other threads that should not receive them.
     pub fn start(signals: &[i32]) -> Result<Forwarder> {
-        let set = sigset(signals);
-        // SAFETY: `set` is initialised; the old mask is not wanted (NULL).
-        let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-        if rc != 0 {
-            return Err(Error::Io {
-                op: "block termination signals".into(),
-                source: std::io::Error::from_raw_os_error(rc),
-            });
-        }
+        let set = block(signals)?;
         let target = Arc::new(Mutex::new(Target::default()));
         let t = Arc::clone(&target);
         std::thread::Builder::new()
@@ -96,16 +102,9 @@ impl Termination {
     /// Blocks `signals` in the calling thread; threads started later inherit the mask, so
     /// only [`Termination::wait`] takes them. Call it on the main thread first.
     pub fn block(signals: &[i32]) -> Result<Termination> {
-        let set = sigset(signals);
-        // SAFETY: `set` is initialised; the old mask is not wanted (NULL).
-        let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-        if rc != 0 {
-            return Err(Error::Io {
-                op: "block termination signals".into(),
-                source: std::io::Error::from_raw_os_error(rc),
-            });
-        }
-        Ok(Termination { set })
+        Ok(Termination {
+            set: block(signals)?,
+        })
     }
 
     /// Waits for one of the signals and returns it.
