@@ -1,4 +1,5 @@
-//! berth's local state: networks, containers, endpoints and address allocations in SQLite.
+//! berth's local state: networks, containers, endpoints, address allocations, published
+//! ports and the event log in SQLite.
 //!
 //! The database lives at `<root>/berth.db` in WAL mode. Every operation is one short
 //! transaction: [`Store::write`] takes the write lock up front (`BEGIN IMMEDIATE`) so that
@@ -10,6 +11,7 @@
 //! addresses per network, no endpoint without its container and network).
 
 mod error;
+mod events;
 mod model;
 mod ports;
 mod schema;
@@ -17,7 +19,7 @@ mod tx;
 
 pub use error::{Error, Result};
 pub use model::{
-    Container, ContainerState, Endpoint, EndpointAddress, Network, NetworkMode, PortMapping,
+    Container, ContainerState, Endpoint, EndpointAddress, Event, Network, NetworkMode, PortMapping,
     SubnetRow,
 };
 pub use tx::Tx;

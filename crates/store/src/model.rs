@@ -154,3 +154,20 @@ pub struct PortMapping {
     pub host_port: u16,
     pub container_port: u16,
 }
+
+/// One entry of the event log (`berth events`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// Order of the event (assigned by the store).
+    pub id: i64,
+    /// Microseconds since the Unix epoch.
+    pub time_us: i64,
+    /// `network`, `container` or `firewall`.
+    pub kind: String,
+    /// `create`, `start`, `connect`, `disconnect`, `stop`, `destroy`, `repair`, ...
+    pub action: String,
+    pub actor_id: String,
+    pub actor_name: String,
+    /// Details such as the network of a `connect`.
+    pub attributes: BTreeMap<String, String>,
+}

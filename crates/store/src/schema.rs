@@ -77,6 +77,18 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (protocol, host_port, host_ip)
     );
     CREATE INDEX ports_by_container ON ports(container_id);",
+    // 3: the event log (`berth events`): one row per change, ordered by id. time_us is
+    // microseconds since the Unix epoch; attributes a JSON object of strings.
+    "CREATE TABLE events (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        time_us    INTEGER NOT NULL,
+        kind       TEXT NOT NULL,
+        action     TEXT NOT NULL,
+        actor_id   TEXT NOT NULL,
+        actor_name TEXT NOT NULL,
+        attributes TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX events_by_time ON events(time_us);",
 ];
 
 /// Brings the schema to the newest version, one transaction per step.

@@ -38,6 +38,21 @@ pub struct Link {
     pub netnsid: Option<i32>,
     /// For a bridge port: whether `IFLA_BRPORT_ISOLATED` is set.
     pub port_isolated: Option<bool>,
+    /// Traffic counters (`IFLA_STATS64`, `ip -s link show`).
+    pub stats: Option<LinkStats>,
+}
+
+/// A link's traffic counters since it was created (`ip -s link show`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkStats {
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+    pub rx_dropped: u64,
+    pub tx_dropped: u64,
 }
 
 impl Link {
@@ -53,6 +68,7 @@ impl Link {
             master: None,
             netnsid: None,
             port_isolated: None,
+            stats: None,
         };
         for attr in &msg.attributes {
             match attr {
@@ -63,6 +79,18 @@ impl Link {
                 LinkAttribute::Mtu(mtu) => link.mtu = *mtu,
                 LinkAttribute::Controller(master) => link.master = Some(*master),
                 LinkAttribute::LinkNetNsId(id) => link.netnsid = Some(*id),
+                LinkAttribute::Stats64(st) => {
+                    link.stats = Some(LinkStats {
+                        rx_bytes: st.rx_bytes,
+                        tx_bytes: st.tx_bytes,
+                        rx_packets: st.rx_packets,
+                        tx_packets: st.tx_packets,
+                        rx_errors: st.rx_errors,
+                        tx_errors: st.tx_errors,
+                        rx_dropped: st.rx_dropped,
+                        tx_dropped: st.tx_dropped,
+                    })
+                }
                 LinkAttribute::LinkInfo(infos) => {
                     for info in infos {
                         match info {

@@ -1,4 +1,5 @@
-//! rtnetlink (NETLINK_ROUTE) requests: links, addresses, routes.
+//! rtnetlink (NETLINK_ROUTE) requests: links (with their counters), addresses, routes,
+//! neighbours.
 //!
 //! Each builder sends exactly one request and waits for the kernel's
 //! acknowledgement, so errors come back typed ([`crate::Error::Netlink`])
@@ -6,11 +7,13 @@
 
 mod addr;
 mod link;
+mod neighbour;
 mod route;
 mod socket;
 
 pub use addr::Address;
-pub use link::Link;
+pub use link::{Link, LinkStats};
+pub use neighbour::Neighbour;
 pub use route::{Route, TABLE_LOCAL, TABLE_MAIN};
 pub use socket::Netlink;
 

@@ -1,0 +1,118 @@
+//! The event log: what berth did to networks, containers and the firewall, in order.
+//!
+//! Rows are appended by the verbs that make the change, in the same process; `id` orders
+//! them (an `AUTOINCREMENT` key never reuses a value, so a follower that remembers the last
+//! id it printed never misses or repeats one).
+
+use crate::model::Event;
+use crate::tx::{sql, Tx};
+use crate::Result;
+use rusqlite::params;
+
+impl Tx<'_> {
+    /// Appends an event; returns its id.
+    pub fn insert_event(&self, e: &Event) -> Result<i64> {
+        let op = "record event";
+        self.tx
+            .prepare_cached(
+                "INSERT INTO events (time_us, kind, action, actor_id, actor_name, attributes) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .map_err(sql(op))?
+            .execute(params![
+                e.time_us,
+                e.kind,
+                e.action,
+                e.actor_id,
+                e.actor_name,
+                serde_json::to_string(&e.attributes).expect("a string map serialises"),
+            ])
+            .map_err(sql(op))?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    /// Events with an id above `after_id` and a time at or after `since_us`, oldest first,
+    /// at most `limit`.
+    pub fn events_after(&self, after_id: i64, since_us: i64, limit: u32) -> Result<Vec<Event>> {
+        let op = "list events";
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "SELECT id, time_us, kind, action, actor_id, actor_name, attributes FROM events \
+                 WHERE id > ?1 AND time_us >= ?2 ORDER BY id LIMIT ?3",
+            )
+            .map_err(sql(op))?;
+        let rows = stmt
+            .query_map(params![after_id, since_us, limit], |r| {
+                Ok((
+                    Event {
+                        id: r.get(0)?,
+                        time_us: r.get(1)?,
+                        kind: r.get(2)?,
+                        action: r.get(3)?,
+                        actor_id: r.get(4)?,
+                        actor_name: r.get(5)?,
+                        attributes: Default::default(),
+                    },
+                    r.get::<_, String>(6)?,
+                ))
+            })
+            .map_err(sql(op))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(sql(op))?;
+        rows.into_iter()
+            .map(|(mut e, attrs)| {
+                e.attributes = serde_json::from_str(&attrs).map_err(|err| {
+                    crate::Error::Corrupt(format!("bad event attributes {attrs:?}: {err}"))
+                })?;
+                Ok(e)
+            })
+            .collect()
+    }
+
+    /// The id of the newest event (0 when there is none).
+    pub fn last_event_id(&self) -> Result<i64> {
+        self.tx
+            .query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))
+            .map_err(sql("read the last event id"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::Event;
+    use crate::Store;
+
+    #[test]
+    fn events_come_back_in_order_after_an_id_and_a_time() {
+        let dir = std::env::temp_dir().join(format!("berth-events-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut store = Store::open(&dir).unwrap();
+        let ev = |t: i64, action: &str| Event {
+            id: 0,
+            time_us: t,
+            kind: "container".into(),
+            action: action.into(),
+            actor_id: "abc".into(),
+            actor_name: "web".into(),
+            attributes: [("network".to_string(), "n1".to_string())].into(),
+        };
+        store
+            .write(|tx| -> crate::Result<()> {
+                tx.insert_event(&ev(10, "create"))?;
+                tx.insert_event(&ev(20, "start"))?;
+                tx.insert_event(&ev(30, "destroy"))?;
+                Ok(())
+            })
+            .unwrap();
+        let all = store.read(|tx| tx.events_after(0, 0, 100)).unwrap();
+        let actions: Vec<_> = all.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(actions, ["create", "start", "destroy"]);
+        assert_eq!(all[0].attributes["network"], "n1");
+        let later = store.read(|tx| tx.events_after(all[0].id, 25, 100)).unwrap();
+        assert_eq!(later.len(), 1);
+        assert_eq!(later[0].action, "destroy");
+        assert_eq!(store.read(|tx| tx.last_event_id()).unwrap(), all[2].id);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
