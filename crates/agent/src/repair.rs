@@ -71,5 +71,6 @@ fn repair(paths: &Paths) -> berth_engine::Result<bool> {
         return Ok(false);
     }
     engine.firewall_reload()?;
+    engine.record_event("firewall", "repair", ("inet berth", "berth"));
     Ok(true)
 }

@@ -72,6 +72,14 @@ pub(crate) enum Command {
     Rm(RmArgs),
     /// Reconcile the kernel with berth's state: remove leftovers of crashes.
     Gc,
+    /// Live traffic per container and interface (rx/tx bytes, packets, errors, drops, rates).
+    Stats(StatsArgs),
+    /// Walk the path from SRC to DST and name what stops the traffic, with the fix.
+    Diagnose(DiagnoseArgs),
+    /// Draw this host's networks, bridges, containers, addresses and published ports.
+    Topology(TopologyArgs),
+    /// Stream network, container and firewall events.
+    Events(EventsArgs),
     /// (internal) Supervise a detached container's process.
     #[command(hide = true)]
     ContainerShim { id: String },
@@ -261,4 +269,52 @@ pub(crate) struct RmArgs {
     pub(crate) force: bool,
     #[arg(required = true)]
     pub(crate) containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct StatsArgs {
+    /// Containers to show (default: every running container).
+    pub(crate) containers: Vec<String>,
+    /// Print one sample and exit instead of redrawing every second.
+    #[arg(long)]
+    pub(crate) no_stream: bool,
+    #[arg(long, value_enum, default_value = "table")]
+    pub(crate) format: Format,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct DiagnoseArgs {
+    /// A container, `host`, or an address.
+    pub(crate) src: String,
+    /// A container, `host`, or an address, with an optional `:PORT` and `/tcp|/udp`.
+    pub(crate) dst: String,
+    #[arg(long, value_enum, default_value = "table")]
+    pub(crate) format: Format,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TopologyFormat {
+    Text,
+    Dot,
+    Svg,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct TopologyArgs {
+    #[arg(long, value_enum, default_value = "text")]
+    pub(crate) format: TopologyFormat,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct EventsArgs {
+    /// Show events since this time: RFC 3339 (`2026-12-01T18:00:00Z`), Unix seconds, or a
+    /// duration ago (`10m`, `2h`, `30s`). Default: only new events.
+    #[arg(long)]
+    pub(crate) since: Option<String>,
+    /// Stop at this time (same forms; `0s` = now: print the past and exit).
+    #[arg(long)]
+    pub(crate) until: Option<String>,
+    #[arg(long, value_enum, default_value = "table")]
+    pub(crate) format: Format,
 }

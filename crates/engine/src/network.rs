@@ -3,6 +3,7 @@
 use crate::bridge;
 use crate::ids::{new_id, now};
 use crate::lock::Lock;
+use crate::observe::events;
 use crate::validate;
 use crate::{Engine, Error, Result};
 use berth_ipam::{self as ipam, IpNet, SubnetSpec};
@@ -220,7 +221,7 @@ pub fn create(engine: &mut Engine, req: &CreateRequest) -> Result<Network> {
             "interface {bridge_name} already exists on the host: choose another bridge_name"
         )));
     }
-    engine.store.write(|tx| -> Result<Network> {
+    let net = engine.store.write(|tx| -> Result<Network> {
         let existing = tx.networks()?;
         if existing.iter().any(|n| n.name == req.name) {
             return Err(Error::Conflict(format!(
@@ -295,7 +296,16 @@ pub fn create(engine: &mut Engine, req: &CreateRequest) -> Result<Network> {
         };
         tx.insert_network(&net)?;
         Ok(net)
-    })
+    })?;
+    let driver = net.driver.clone();
+    events::record(
+        &mut engine.store,
+        "network",
+        "create",
+        (&net.id, &net.name),
+        &[("driver", &driver)],
+    );
+    Ok(net)
 }
 
 /// All networks.
@@ -368,6 +378,13 @@ pub fn remove(engine: &mut Engine, reference: &str) -> Result<String> {
         Ok(tx.delete_network(&net.id)?)
     })?;
     let _ = std::fs::remove_file(engine.paths.network_lock(&net.id));
+    events::record(
+        &mut engine.store,
+        "network",
+        "remove",
+        (&net.id, &net.name),
+        &[],
+    );
     Ok(net.name)
 }
 

@@ -109,7 +109,9 @@ mod tests {
         let actions: Vec<_> = all.iter().map(|e| e.action.as_str()).collect();
         assert_eq!(actions, ["create", "start", "destroy"]);
         assert_eq!(all[0].attributes["network"], "n1");
-        let later = store.read(|tx| tx.events_after(all[0].id, 25, 100)).unwrap();
+        let later = store
+            .read(|tx| tx.events_after(all[0].id, 25, 100))
+            .unwrap();
         assert_eq!(later.len(), 1);
         assert_eq!(later[0].action, "destroy");
         assert_eq!(store.read(|tx| tx.last_event_id()).unwrap(), all[2].id);

@@ -8,6 +8,7 @@ pub(crate) fn run(engine: &mut Engine, c: FirewallCommand) -> Result<Outcome, Fa
     match c {
         FirewallCommand::Reload => {
             let n = engine.firewall_reload()?;
+            engine.record_event("firewall", "reload", ("inet berth", "berth"));
             println!("firewall reloaded: {n} elements");
             Ok(Outcome::Ok)
         }

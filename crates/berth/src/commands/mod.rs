@@ -2,6 +2,8 @@
 
 mod agent;
 mod create;
+mod diagnose;
+mod events;
 mod exec;
 mod firewall;
 mod gc;
@@ -13,7 +15,9 @@ mod ps;
 mod rm;
 mod run;
 mod shim;
+mod stats;
 mod stop;
+mod topology;
 
 use crate::cli::{Cli, Command};
 use crate::{Failure, Outcome};
@@ -46,6 +50,10 @@ pub(crate) fn dispatch(cli: Cli) -> Result<Outcome, Failure> {
             private_port,
         } => port::run(&mut engine, &container, private_port.as_deref()),
         Command::Firewall(c) => firewall::run(&mut engine, c),
+        Command::Stats(a) => stats::run(&mut engine, a),
+        Command::Diagnose(a) => diagnose::run(&mut engine, a),
+        Command::Topology(a) => topology::run(&mut engine, a),
+        Command::Events(a) => events::run(&mut engine, a),
         Command::Run(_) | Command::Create(_) | Command::Start { .. } | Command::Agent(_) => {
             unreachable!("handled above")
         }

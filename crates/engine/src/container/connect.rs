@@ -4,6 +4,7 @@ use super::create::plan_endpoint;
 use crate::endpoint;
 use crate::error::KernelContext;
 use crate::files;
+use crate::observe::events;
 use crate::validate;
 use crate::{Engine, Error, Result};
 use berth_ipam as ipam;
@@ -79,6 +80,7 @@ pub fn connect(
         return Err(e);
     }
     crate::agent::notify(&engine.paths, None);
+    events::endpoints(&mut engine.store, "connect", &c, std::slice::from_ref(&ep));
     rewrite_hosts(engine, &c)
 }
 
@@ -97,6 +99,12 @@ pub fn disconnect(engine: &mut Engine, network: &str, container: &str) -> Result
             ))
         })?;
     let mut errors = endpoint::detach(&engine.paths, &mut engine.store, &net, &ep);
+    events::endpoints(
+        &mut engine.store,
+        "disconnect",
+        &c,
+        std::slice::from_ref(&ep),
+    );
     crate::agent::notify_if_running(&engine.paths, None);
     if let Err(e) = rewrite_hosts(engine, &c) {
         errors.push(e.to_string());

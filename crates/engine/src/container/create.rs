@@ -4,6 +4,7 @@ use crate::endpoint;
 use crate::error::KernelContext;
 use crate::files;
 use crate::ids::{format_mac, mac_for, name_for, new_id, now};
+use crate::observe::events;
 use crate::ports;
 use crate::validate;
 use crate::{Engine, Error, Result};
@@ -255,6 +256,19 @@ pub fn create(engine: &mut Engine, req: &RunRequest) -> Result<Container> {
     if !c.networks.is_empty() {
         crate::agent::notify(&engine.paths, Some(("setup", t0.elapsed())));
     }
+    let nets: Vec<&str> = c.networks.iter().map(|n| n.name.as_str()).collect();
+    let nets = match nets.is_empty() {
+        true => c.mode.as_str().to_string(),
+        false => nets.join(","),
+    };
+    events::record(
+        &mut engine.store,
+        "container",
+        "create",
+        (&container.id, &container.name),
+        &[("networks", &nets)],
+    );
+    events::endpoints(&mut engine.store, "connect", &container, &endpoints);
     Ok(container)
 }
 

@@ -3,6 +3,7 @@
 use crate::error::KernelContext;
 use crate::files::ContainerFiles;
 use crate::ids::now;
+use crate::observe::events;
 use crate::{Engine, Result};
 use berth_kernel::{netns, process as kproc, signals as kproc_signals};
 use berth_store::{Container, NetworkMode};
@@ -99,6 +100,14 @@ pub fn start(
     engine
         .store
         .write(|tx| -> Result<()> { Ok(tx.set_running(&c.id, pid, start_time, &at)?) })?;
+    let pid_s = pid.to_string();
+    events::record(
+        &mut engine.store,
+        "container",
+        "start",
+        (&c.id, &c.name),
+        &[("pid", &pid_s)],
+    );
     Ok(child)
 }
 
@@ -118,6 +127,14 @@ pub fn record_exit(engine: &mut Engine, c: &Container, status: ExitStatus) -> Re
     engine
         .store
         .write(|tx| -> Result<()> { Ok(tx.set_exited(&c.id, code, &at)?) })?;
+    let code_s = code.to_string();
+    events::record(
+        &mut engine.store,
+        "container",
+        "die",
+        (&c.id, &c.name),
+        &[("exit_code", &code_s)],
+    );
     if c.auto_remove {
         super::remove(engine, &c.id, true)?;
     }

@@ -1,6 +1,7 @@
 //! `stop` and `rm`: ending a container's process and tearing down its network.
 
 use crate::endpoint;
+use crate::observe::events;
 use crate::ports;
 use crate::{Engine, Error, Result};
 use berth_firewall::{Firewall, Update};
@@ -47,6 +48,13 @@ pub fn stop(engine: &mut Engine, reference: &str, timeout: Duration) -> Result<S
         }
     }
     wait_recorded(engine, &c.id);
+    events::record(
+        &mut engine.store,
+        "container",
+        "stop",
+        (&c.id, &c.name),
+        &[],
+    );
     Ok(c.name)
 }
 
@@ -89,7 +97,16 @@ pub fn remove(engine: &mut Engine, reference: &str, force: bool) -> Result<Optio
         }
     }
     let eps = super::endpoints(engine, &c.id)?;
-    teardown(engine, &c, &eps)?;
+    let result = teardown(engine, &c, &eps);
+    events::endpoints(&mut engine.store, "disconnect", &c, &eps);
+    events::record(
+        &mut engine.store,
+        "container",
+        "remove",
+        (&c.id, &c.name),
+        &[],
+    );
+    result?;
     Ok(Some(c.name))
 }
 

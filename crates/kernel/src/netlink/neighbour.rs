@@ -42,9 +42,7 @@ fn from_message(msg: &NeighbourMessage) -> Option<Neighbour> {
     for attr in &msg.attributes {
         match attr {
             NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => addr = Some((*a).into()),
-            NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => {
-                addr = Some((*a).into())
-            }
+            NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => addr = Some((*a).into()),
             NeighbourAttribute::LinkLayerAddress(l) => mac = <[u8; 6]>::try_from(&l[..]).ok(),
             _ => {}
         }
@@ -83,9 +81,10 @@ mod tests {
         let mut msg = NeighbourMessage::default();
         msg.header.ifindex = 4;
         msg.header.state = NeighbourState::Permanent;
-        msg.attributes.push(NeighbourAttribute::Destination(NeighbourAddress::Inet(
-            "172.18.0.3".parse().unwrap(),
-        )));
+        msg.attributes
+            .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(
+                "172.18.0.3".parse().unwrap(),
+            )));
         msg.attributes
             .push(NeighbourAttribute::LinkLayerAddress(vec![2, 0, 0, 0, 0, 9]));
         let n = from_message(&msg).unwrap();

@@ -1,0 +1,559 @@
+//! The picture of this host's berth networks: networks with their bridges, containers with
+//! their endpoints, addresses and published ports, and the links between them — from the
+//! store, checked against the kernel (is the bridge there and up, is the veth a port of it,
+//! which addresses the container's interface really has).
+//!
+//! [`build`] gathers; [`Topology`] is plain data, rendered by [`text`] and [`dot`] (SVG is
+//! graphviz's rendering of the DOT, done by the caller). Overlay networks will add their VNI
+//! and VXLAN device to [`NetworkNode`] and remote hosts to [`Topology::hosts`]; bridge
+//! networks leave those empty.
+
+use super::NsView;
+use crate::container::{self, live_state};
+use crate::{Engine, Result};
+use berth_store::{Container, Endpoint, Network, PortMapping};
+use serde::Serialize;
+use std::fmt::Write;
+
+/// Everything `berth topology` shows.
+#[derive(Debug, Serialize)]
+pub struct Topology {
+    /// The hosts with berth endpoints; one (this host) until overlay networks exist.
+    pub hosts: Vec<HostNode>,
+    pub networks: Vec<NetworkNode>,
+    pub containers: Vec<ContainerNode>,
+    /// Container endpoint -> network edges.
+    pub links: Vec<LinkEdge>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HostNode {
+    pub name: String,
+    /// This machine.
+    pub local: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct NetworkNode {
+    pub id: String,
+    pub name: String,
+    pub driver: String,
+    pub subnets: Vec<String>,
+    pub gateways: Vec<String>,
+    pub internal: bool,
+    pub icc: bool,
+    /// The Linux bridge of a bridge network.
+    pub bridge: Option<DeviceNode>,
+    /// VXLAN network identifier (overlay networks; none yet).
+    pub vni: Option<u32>,
+    /// The VXLAN device (overlay networks; none yet).
+    pub vxlan: Option<DeviceNode>,
+}
+
+/// A kernel device as found on this host.
+#[derive(Debug, Serialize)]
+pub struct DeviceNode {
+    pub name: String,
+    /// The device exists (a bridge exists only while its network has endpoints here).
+    pub present: bool,
+    pub up: bool,
+    pub mtu: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ContainerNode {
+    pub id: String,
+    pub name: String,
+    pub state: String,
+    /// `bridge`, `host` or `none`.
+    pub mode: String,
+    pub ports: Vec<PortNode>,
+    pub endpoints: Vec<EndpointNode>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PortNode {
+    pub protocol: String,
+    /// `""` = every host address.
+    pub host_ip: String,
+    pub host_port: u16,
+    pub container_port: u16,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EndpointNode {
+    pub network: String,
+    pub ifname: String,
+    pub host_ifname: String,
+    pub mac: String,
+    /// Addresses berth assigned (`addr/len`).
+    pub addresses: Vec<String>,
+    /// Addresses the container's interface has in the kernel.
+    pub kernel_addresses: Vec<String>,
+    /// The host end of the veth exists, is up, and is a port of the network's bridge.
+    pub host_link_up: bool,
+    pub attached: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LinkEdge {
+    pub container: String,
+    pub network: String,
+    pub ifname: String,
+    pub host_ifname: String,
+    pub addresses: Vec<String>,
+}
+
+fn device(host: &NsView, name: &str) -> DeviceNode {
+    let link = host.link(name);
+    DeviceNode {
+        name: name.to_string(),
+        present: link.is_some(),
+        up: link.is_some_and(|l| l.up),
+        mtu: link.map(|l| l.mtu),
+    }
+}
+
+/// Reads the store and the kernel and builds the topology.
+pub fn build(engine: &mut Engine) -> Result<Topology> {
+    let nets = crate::network::list(engine)?;
+    let containers = container::list(engine)?;
+    let ports = container::all_published_ports(engine)?;
+    let host = NsView::host()?;
+    let mut inner = Vec::new();
+    for (c, _) in &containers {
+        inner.push(NsView::container(c)?);
+    }
+    Ok(assemble(&nets, &containers, &ports, &host, &inner))
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+/// The pure part of [`build`]: `inner[i]` is the namespace of `containers[i]`.
+fn assemble(
+    nets: &[Network],
+    containers: &[(Container, Vec<Endpoint>)],
+    ports: &[PortMapping],
+    host: &NsView,
+    inner: &[Option<NsView>],
+) -> Topology {
+    let net_name = |id: &str| {
+        nets.iter()
+            .find(|n| n.id == id)
+            .map_or_else(|| id.to_string(), |n| n.name.clone())
+    };
+    let networks = nets
+        .iter()
+        .map(|n| NetworkNode {
+            id: n.id.clone(),
+            name: n.name.clone(),
+            driver: n.driver.clone(),
+            subnets: n.subnets.iter().map(|s| s.subnet.to_string()).collect(),
+            gateways: n.subnets.iter().map(|s| s.gateway.to_string()).collect(),
+            internal: n.internal,
+            icc: n.icc,
+            bridge: n.bridge.as_deref().map(|b| device(host, b)),
+            vni: None,
+            vxlan: None,
+        })
+        .collect();
+    let mut nodes = Vec::new();
+    let mut links = Vec::new();
+    for ((c, eps), view) in containers.iter().zip(inner) {
+        let mut endpoints = Vec::new();
+        for ep in eps {
+            let net = nets.iter().find(|n| n.id == ep.network_id);
+            let hl = host.link(&ep.host_ifname);
+            let bridge = net
+                .and_then(|n| n.bridge.as_deref())
+                .and_then(|b| host.link(b));
+            let addresses: Vec<String> = ep
+                .addresses
+                .iter()
+                .map(|a| format!("{}/{}", a.addr, a.prefix_len))
+                .collect();
+            let kernel_addresses = view
+                .as_ref()
+                .map(|v| {
+                    v.addresses_of(&ep.ifname)
+                        .iter()
+                        .map(|a| format!("{}/{}", a.addr, a.prefix_len))
+                        .collect()
+                })
+                .unwrap_or_default();
+            links.push(LinkEdge {
+                container: c.name.clone(),
+                network: net_name(&ep.network_id),
+                ifname: ep.ifname.clone(),
+                host_ifname: ep.host_ifname.clone(),
+                addresses: addresses.clone(),
+            });
+            endpoints.push(EndpointNode {
+                network: net_name(&ep.network_id),
+                ifname: ep.ifname.clone(),
+                host_ifname: ep.host_ifname.clone(),
+                mac: ep.mac.clone(),
+                addresses,
+                kernel_addresses,
+                host_link_up: hl.is_some_and(|l| l.up),
+                attached: matches!((hl, bridge), (Some(l), Some(b)) if l.master == Some(b.index)),
+            });
+        }
+        nodes.push(ContainerNode {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            state: live_state(c).as_str().to_string(),
+            mode: c.mode.as_str().to_string(),
+            ports: ports
+                .iter()
+                .filter(|p| p.container_id == c.id)
+                .map(|p| PortNode {
+                    protocol: p.protocol.clone(),
+                    host_ip: p.host_ip.clone(),
+                    host_port: p.host_port,
+                    container_port: p.container_port,
+                })
+                .collect(),
+            endpoints,
+        });
+    }
+    Topology {
+        hosts: vec![HostNode {
+            name: hostname(),
+            local: true,
+        }],
+        networks,
+        containers: nodes,
+        links,
+    }
+}
+
+fn ports_text(c: &ContainerNode) -> String {
+    let rows: Vec<PortMapping> = c
+        .ports
+        .iter()
+        .map(|p| PortMapping {
+            container_id: c.id.clone(),
+            protocol: p.protocol.clone(),
+            host_ip: p.host_ip.clone(),
+            host_port: p.host_port,
+            container_port: p.container_port,
+        })
+        .collect();
+    crate::view::ports_summary(&rows)
+}
+
+fn network_line(n: &NetworkNode) -> String {
+    let mut s = format!("network {} ({}", n.name, n.driver);
+    if !n.subnets.is_empty() {
+        let _ = write!(s, ", {}", n.subnets.join(" "));
+    }
+    if n.internal {
+        s.push_str(", internal");
+    }
+    if !n.icc {
+        s.push_str(", icc off");
+    }
+    if let Some(b) = &n.bridge {
+        let state = match (b.present, b.up) {
+            (false, _) => "not active",
+            (true, true) => "up",
+            (true, false) => "DOWN",
+        };
+        let _ = write!(s, ", bridge {} {state}", b.name);
+    }
+    if let Some(vni) = n.vni {
+        let _ = write!(s, ", vni {vni}");
+    }
+    s.push(')');
+    s
+}
+
+/// The text form: each host, its networks, and each network's containers.
+pub fn text(t: &Topology) -> String {
+    let mut out = String::new();
+    for h in &t.hosts {
+        let _ = writeln!(out, "host {}", h.name);
+    }
+    for (i, n) in t.networks.iter().enumerate() {
+        let last_net = i + 1 == t.networks.len();
+        let (branch, stem) = if last_net {
+            ("└─", "   ")
+        } else {
+            ("├─", "│  ")
+        };
+        let _ = writeln!(out, "{branch} {}", network_line(n));
+        let members: Vec<(&ContainerNode, &EndpointNode)> = t
+            .containers
+            .iter()
+            .flat_map(|c| {
+                c.endpoints
+                    .iter()
+                    .filter(|e| e.network == n.name)
+                    .map(move |e| (c, e))
+            })
+            .chain(
+                t.containers
+                    .iter()
+                    .filter(|c| c.endpoints.is_empty() && c.mode == n.driver && n.bridge.is_none())
+                    .map(|c| (c, &NO_ENDPOINT)),
+            )
+            .collect();
+        for (j, (c, e)) in members.iter().enumerate() {
+            let b = if j + 1 == members.len() {
+                "└─"
+            } else {
+                "├─"
+            };
+            let mut line = format!("{stem}{b} {} [{}]", c.name, c.state);
+            if !e.ifname.is_empty() {
+                let _ = write!(
+                    line,
+                    " {} {} via {}",
+                    e.ifname,
+                    e.addresses.join(" "),
+                    e.host_ifname
+                );
+                if !e.attached || !e.host_link_up {
+                    line.push_str(" (DETACHED OR DOWN)");
+                }
+            }
+            let p = ports_text(c);
+            if !p.is_empty() {
+                let _ = write!(line, " ports {p}");
+            }
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    out
+}
+
+static NO_ENDPOINT: EndpointNode = EndpointNode {
+    network: String::new(),
+    ifname: String::new(),
+    host_ifname: String::new(),
+    mac: String::new(),
+    addresses: Vec::new(),
+    kernel_addresses: Vec::new(),
+    host_link_up: false,
+    attached: false,
+};
+
+fn quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// Graphviz DOT: the host on the left, networks in the middle, containers on the right;
+/// one edge per endpoint labelled with its interface and addresses, published ports on the
+/// host -> container edges. Networks without containers are drawn too.
+pub fn dot(t: &Topology) -> String {
+    let mut s = String::from(
+        "digraph berth {\n  rankdir=LR;\n  nodesep=0.15;\n  ranksep=1.2;\n  \
+         node [fontname=\"Helvetica\", fontsize=11];\n  edge [fontname=\"Helvetica\", fontsize=9, arrowhead=none];\n",
+    );
+    for h in &t.hosts {
+        let _ = writeln!(
+            s,
+            "  {} [shape=box3d, style=filled, fillcolor=\"#e8e8e8\", label={}];",
+            quote(&format!("host:{}", h.name)),
+            quote(&format!("host {}", h.name))
+        );
+    }
+    let host = t
+        .hosts
+        .first()
+        .map_or("host".to_string(), |h| h.name.clone());
+    for n in &t.networks {
+        let mut label = format!("{}\\n{}", n.name, n.driver);
+        for sn in &n.subnets {
+            let _ = write!(label, "\\n{sn}");
+        }
+        if let Some(b) = &n.bridge {
+            let state = match (b.present, b.up) {
+                (false, _) => "inactive",
+                (true, true) => "up",
+                (true, false) => "DOWN",
+            };
+            let _ = write!(label, "\\nbridge {} ({state})", b.name);
+        }
+        if n.internal {
+            label.push_str("\\ninternal");
+        }
+        if !n.icc {
+            label.push_str("\\nicc off");
+        }
+        let color = if n.internal { "#fde2c8" } else { "#cfe3fa" };
+        let _ = writeln!(
+            s,
+            "  {} [shape=ellipse, style=filled, fillcolor=\"{color}\", label=\"{}\"];",
+            quote(&format!("net:{}", n.name)),
+            label.replace('"', "\\\"")
+        );
+        let _ = writeln!(
+            s,
+            "  {} -> {} [color=\"#999999\"];",
+            quote(&format!("host:{host}")),
+            quote(&format!("net:{}", n.name))
+        );
+    }
+    for c in &t.containers {
+        let mut label = format!("{}\\n{}", c.name, c.state);
+        let p = ports_text(c);
+        if !p.is_empty() {
+            let _ = write!(label, "\\n{}", p.replace(", ", "\\n"));
+        }
+        let fill = if c.state == "running" {
+            "#d5f5d5"
+        } else {
+            "#eeeeee"
+        };
+        let _ = writeln!(
+            s,
+            "  {} [shape=box, style=\"rounded,filled\", fillcolor=\"{fill}\", label=\"{}\"];",
+            quote(&format!("ctr:{}", c.name)),
+            label.replace('"', "\\\"")
+        );
+        if c.endpoints.is_empty() {
+            let _ = writeln!(
+                s,
+                "  {} -> {} [style=dashed, label={}];",
+                quote(&format!("net:{}", c.mode)),
+                quote(&format!("ctr:{}", c.name)),
+                quote(&c.mode)
+            );
+        }
+    }
+    for c in &t.containers {
+        for e in &c.endpoints {
+            let style = if e.attached && e.host_link_up {
+                ""
+            } else {
+                ", color=red, style=dashed"
+            };
+            let _ = writeln!(
+                s,
+                "  {} -> {} [label={}{style}];",
+                quote(&format!("net:{}", e.network)),
+                quote(&format!("ctr:{}", c.name)),
+                quote(&format!("{} {}", e.ifname, e.addresses.join(" ")))
+            );
+        }
+    }
+    s.push_str("}\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_kernel::netlink::Link;
+    use berth_store::{ContainerState, EndpointAddress, NetworkMode, SubnetRow};
+
+    fn link(index: u32, name: &str, master: Option<u32>) -> Link {
+        Link {
+            index,
+            name: name.into(),
+            kind: None,
+            mac: None,
+            mtu: 1500,
+            up: true,
+            master,
+            netnsid: None,
+            port_isolated: None,
+            stats: None,
+        }
+    }
+
+    fn scenario() -> Topology {
+        let net = Network {
+            id: "n1".into(),
+            name: "front".into(),
+            driver: "bridge".into(),
+            bridge: Some("br-front".into()),
+            internal: false,
+            icc: true,
+            mtu: None,
+            ipv6: false,
+            builtin: false,
+            options: Default::default(),
+            labels: Default::default(),
+            subnets: vec![SubnetRow {
+                subnet: "172.18.0.0/16".parse().unwrap(),
+                gateway: "172.18.0.1".parse().unwrap(),
+                range: None,
+            }],
+            created: String::new(),
+        };
+        let c = Container {
+            id: "c1c1c1c1c1c1c1".into(),
+            name: "web".into(),
+            hostname: "web".into(),
+            command: vec!["sleep".into()],
+            mode: NetworkMode::Bridge,
+            netns: None,
+            pid: None,
+            pid_start: None,
+            state: ContainerState::Created,
+            exit_code: None,
+            auto_remove: false,
+            dns: vec![],
+            created: String::new(),
+            started: None,
+            finished: None,
+        };
+        let ep = Endpoint {
+            id: "e1".into(),
+            container_id: c.id.clone(),
+            network_id: "n1".into(),
+            ifname: "eth0".into(),
+            host_ifname: "bth1".into(),
+            mac: "02:00:00:00:00:01".into(),
+            aliases: vec![],
+            addresses: vec![EndpointAddress {
+                addr: "172.18.0.2".parse().unwrap(),
+                prefix_len: 16,
+                gateway: None,
+            }],
+        };
+        let host = NsView {
+            links: vec![link(5, "br-front", None), link(6, "bth1", Some(5))],
+            ..NsView::default()
+        };
+        let port = PortMapping {
+            container_id: c.id.clone(),
+            protocol: "tcp".into(),
+            host_ip: String::new(),
+            host_port: 8080,
+            container_port: 80,
+        };
+        assemble(&[net], &[(c, vec![ep])], &[port], &host, &[None])
+    }
+
+    #[test]
+    fn endpoint_is_attached_when_its_veth_is_a_port_of_the_bridge() {
+        let t = scenario();
+        assert!(t.networks[0].bridge.as_ref().unwrap().present);
+        let e = &t.containers[0].endpoints[0];
+        assert!(e.attached && e.host_link_up);
+        assert_eq!(t.links[0].network, "front");
+        assert_eq!(t.containers[0].ports[0].host_port, 8080);
+    }
+
+    #[test]
+    fn text_and_dot_name_every_object() {
+        let t = scenario();
+        let txt = text(&t);
+        assert!(txt.contains("network front (bridge, 172.18.0.0/16, bridge br-front up)"));
+        assert!(
+            txt.contains("web [created] eth0 172.18.0.2/16 via bth1 ports 0.0.0.0:8080->80/tcp")
+        );
+        let d = dot(&t);
+        assert!(d.starts_with("digraph berth {"));
+        assert!(d.contains("\"net:front\" -> \"ctr:web\" [label=\"eth0 172.18.0.2/16\"];"));
+        assert!(d.trim_end().ends_with('}'));
+    }
+}
