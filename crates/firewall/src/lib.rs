@@ -8,13 +8,16 @@
 //! The ruleset is text for `nft -f -` ([`ruleset`]), installed once per host (and again
 //! when it was deleted or flushed). Elements ([`elements`]) travel as nf_tables netlink
 //! batches ([`Firewall::apply`]): the setup and teardown of a container spawn no process.
-//! This crate must not touch any table other than `inet berth`.
+//! This crate must not change any table other than `inet berth`; [`list_ruleset`] reads them
+//! all for `berth diagnose`.
 
 mod apply;
 pub mod elements;
 mod error;
+mod read;
 pub mod ruleset;
 
 pub use apply::{locate_nft, Firewall};
 pub use elements::{NetworkElements, PortElement, Update};
 pub use error::{Error, Result};
+pub use read::list_ruleset;
