@@ -138,7 +138,7 @@ fn json_matches_the_store_and_the_kernel_for_three_networks() {
                 ))
                 .parse()
                 .unwrap();
-            let mut kernel: Vec<String> = inside[0]["addr_info"]
+            let kernel: Vec<String> = inside[0]["addr_info"]
                 .as_array()
                 .unwrap()
                 .iter()

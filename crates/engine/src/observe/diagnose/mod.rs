@@ -7,12 +7,16 @@
 //! flags), the live nftables ruleset of every table (`nft -j list ruleset`, see [`nft`]),
 //! and finally probes a TCP port from inside SRC's namespace. It changes nothing.
 //!
-//! Each step is a [`Check`]; the first failing one gives the [`Verdict`]. Overlay networks
+//! Each step is a [`Check`]; the first failing one gives the [`Verdict`]. `walk` holds one
+//! function per kind of path, `checks` the steps they share, `published` the paths through a
+//! published port, `nft` the ruleset evaluator and `probe` the TCP probe. Overlay networks
 //! will add their own steps (VXLAN device up, FDB/neighbour entry per remote peer) under the
 //! same `not-programmed` verdict the bridge port check uses.
 
+mod checks;
 mod nft;
 mod probe;
+mod published;
 mod walk;
 
 use crate::{Engine, Error, Result};
@@ -107,8 +111,9 @@ pub fn parse_target(s: &str) -> Result<Target> {
     })
 }
 
-/// A resolved end of the path.
+/// A resolved end of the path (two per diagnosis: the size of a variant does not matter).
 #[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Side {
     /// The host itself (`host`, or one of its addresses).
     Host(Option<IpAddr>),
