@@ -18,6 +18,8 @@ have ps || need+=(procps)
 have conntrack || need+=(conntrack)
 have dig || need+=(bind9-dnsutils)
 have python3 || need+=(python3)
+have dot || need+=(graphviz)
+have rsvg-convert || need+=(librsvg2-bin)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "missing packages: ${need[*]}: run this script as root (sudo)" >&2

@@ -188,6 +188,13 @@ fn json_matches_the_store_and_the_kernel_for_three_networks() {
 #[test]
 fn text_dot_and_svg_render_and_the_svg_becomes_a_png() {
     let sb = Sandbox::new();
+    for (tool, package) in [("dot", "graphviz"), ("rsvg-convert", "librsvg2-bin")] {
+        let found = sb.sh(&format!("command -v {tool}")).code == 0;
+        assert!(
+            found,
+            "{tool} not found: install {package} (scripts/deps.sh does)"
+        );
+    }
     three_networks(&sb);
     let text = sb.berth_ok(&["topology"]);
     for want in [
