@@ -28,10 +28,15 @@ pub(crate) fn run(engine: &mut Engine, a: EventsArgs) -> Result<Outcome, Failure
             if until.is_some_and(|u| e.time_us > u) {
                 return Ok(Outcome::Ok);
             }
-            writeln!(out, "{}", line(e, a.format))?;
+            // A reader that went away (`| head`) ends the stream quietly.
+            if closed(writeln!(out, "{}", line(e, a.format)))? {
+                return Ok(Outcome::Ok);
+            }
             after = e.id;
         }
-        out.flush()?;
+        if closed(out.flush())? {
+            return Ok(Outcome::Ok);
+        }
         if batch.len() < 1000 {
             if until.is_some_and(|u| now_us() > u) {
                 return Ok(Outcome::Ok);
@@ -54,15 +59,36 @@ fn line(e: &Event, format: Format) -> String {
         .to_string(),
         Format::Table => {
             let mut attrs = vec![format!("name={}", e.actor_name)];
-            attrs.extend(e.attributes.iter().map(|(k, v)| format!("{k}={v}")));
+            attrs.extend(
+                e.attributes
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", short(v))),
+            );
             format!(
                 "{} {} {} {} ({})",
                 format_time(e.time_us),
                 e.kind,
                 e.action,
-                e.actor_id,
+                short(&e.actor_id),
                 attrs.join(", ")
             )
         }
+    }
+}
+
+/// A berth id (64 hex characters) as its 12-character short form, as `ps` shows it.
+fn short(v: &str) -> &str {
+    match v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
+        true => &v[..12],
+        false => v,
+    }
+}
+
+/// Whether a write failed because the reader closed the pipe; other errors stay errors.
+pub(crate) fn closed(r: std::io::Result<()>) -> Result<bool, Failure> {
+    match r {
+        Ok(()) => Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(true),
+        Err(e) => Err(e.into()),
     }
 }

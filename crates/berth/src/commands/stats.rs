@@ -1,6 +1,7 @@
 //! `berth stats`: per container and interface counters and rates, as a table redrawn in
 //! place every second (ANSI: cursor home, clear), or printed once with `--no-stream`.
 
+use super::events::closed;
 use crate::cli::{Format, StatsArgs};
 use crate::table;
 use crate::{Failure, Outcome};
@@ -24,12 +25,14 @@ pub(crate) fn run(engine: &mut Engine, a: StatsArgs) -> Result<Outcome, Failure>
         stats::with_rates(&prev, &mut cur, (now - at).as_secs_f64());
         let out = render(&cur, a.format)?;
         let mut stdout = std::io::stdout().lock();
-        match (a.no_stream, a.format) {
-            (true, _) | (false, Format::Json) => write!(stdout, "{out}")?,
+        let written = match (a.no_stream, a.format) {
+            (true, _) | (false, Format::Json) => write!(stdout, "{out}"),
             // Home, clear to the end of the screen, draw: the table stays in one place.
-            (false, Format::Table) => write!(stdout, "\x1b[H\x1b[J{out}")?,
+            (false, Format::Table) => write!(stdout, "\x1b[H\x1b[J{out}"),
+        };
+        if closed(written.and_then(|()| stdout.flush()))? {
+            return Ok(Outcome::Ok);
         }
-        stdout.flush()?;
         if a.no_stream {
             return Ok(Outcome::Ok);
         }

@@ -100,6 +100,7 @@ pub fn sample(engine: &mut Engine, containers: &[String]) -> Result<Vec<Interfac
             });
         }
     }
+    rows.sort_by(|a, b| (&a.container, &a.interface).cmp(&(&b.container, &b.interface)));
     Ok(rows)
 }
 

@@ -221,6 +221,8 @@ fn assemble(
             endpoints,
         });
     }
+    nodes.sort_by(|a, b| a.name.cmp(&b.name));
+    links.sort_by(|a, b| (&a.container, &a.network).cmp(&(&b.container, &b.network)));
     Topology {
         hosts: vec![HostNode {
             name: hostname(),
@@ -273,14 +275,24 @@ fn network_line(n: &NetworkNode) -> String {
     s
 }
 
+/// The networks worth drawing: all but the built-in `host` and `none` when no container
+/// uses them.
+fn shown(t: &Topology) -> Vec<&NetworkNode> {
+    t.networks
+        .iter()
+        .filter(|n| n.bridge.is_some() || t.containers.iter().any(|c| c.mode == n.driver))
+        .collect()
+}
+
 /// The text form: each host, its networks, and each network's containers.
 pub fn text(t: &Topology) -> String {
     let mut out = String::new();
     for h in &t.hosts {
         let _ = writeln!(out, "host {}", h.name);
     }
-    for (i, n) in t.networks.iter().enumerate() {
-        let last_net = i + 1 == t.networks.len();
+    let nets = shown(t);
+    for (i, n) in nets.iter().enumerate() {
+        let last_net = i + 1 == nets.len();
         let (branch, stem) = if last_net {
             ("└─", "   ")
         } else {
@@ -349,7 +361,8 @@ fn quote(s: &str) -> String {
 
 /// Graphviz DOT: the host on the left, networks in the middle, containers on the right;
 /// one edge per endpoint labelled with its interface and addresses, published ports on the
-/// host -> container edges. Networks without containers are drawn too.
+/// container labels. Networks without containers are drawn too (except unused `host` and
+/// `none`).
 pub fn dot(t: &Topology) -> String {
     let mut s = String::from(
         "digraph berth {\n  rankdir=LR;\n  nodesep=0.15;\n  ranksep=1.2;\n  \
@@ -367,7 +380,7 @@ pub fn dot(t: &Topology) -> String {
         .hosts
         .first()
         .map_or("host".to_string(), |h| h.name.clone());
-    for n in &t.networks {
+    for n in shown(t) {
         let mut label = format!("{}\\n{}", n.name, n.driver);
         for sn in &n.subnets {
             let _ = write!(label, "\\n{sn}");
@@ -379,6 +392,12 @@ pub fn dot(t: &Topology) -> String {
                 (true, false) => "DOWN",
             };
             let _ = write!(label, "\\nbridge {} ({state})", b.name);
+        }
+        if let Some(vni) = n.vni {
+            let _ = write!(label, "\\nvni {vni}");
+        }
+        if let Some(v) = &n.vxlan {
+            let _ = write!(label, "\\nvxlan {}", v.name);
         }
         if n.internal {
             label.push_str("\\ninternal");

@@ -91,8 +91,8 @@ impl Walk<'_> {
                     bound.join(", ")
                 ),
                 format!(
-                    "connect to {}:{port}, or publish it on {h} too: -p {}:{port}:{} (or -p {port}:{} for every address)",
-                    rows[0].host_ip, host_in_flag(h), rows[0].container_port, rows[0].container_port
+                    "publish it on {h} too: -p {}:{port}:{} (or -p {port}:{} for every address), or connect to {}:{port} where that address is the host's",
+                    host_in_flag(h), rows[0].container_port, rows[0].container_port, rows[0].host_ip
                 ),
             ));
         }

@@ -205,7 +205,10 @@ impl<'e> Walk<'e> {
             return Err(fail(
                 "icc-off",
                 format!("network {} has icc=false: its bridge ports are isolated, so its containers reach only the gateway", net.name),
-                format!("use a network without -o icc=false (berth network create NAME; berth network connect NAME {} and {})", sc.name, dc.name),
+                format!(
+                    "put both on a network without -o icc=false: berth network create NAME && berth network connect NAME {} && berth network connect NAME {}",
+                    sc.name, dc.name
+                ),
             ));
         }
         self.endpoint(sc, &sep, &sview)?;
