@@ -82,6 +82,35 @@ fn a_healthy_pair_is_reachable_with_exit_0_and_every_check_passed() {
 }
 
 #[test]
+fn the_host_and_the_outside_through_a_published_port_are_reachable_too() {
+    let sb = Sandbox::new();
+    let outside = sb.outside();
+    sb.berth_ok(&["network", "create", "front"]);
+    sb.echo_server("web", &["--network", "front", "-p", "8080:80"], 80);
+    let web = sb.ip("web", "front");
+    assert!(sb.wait_reach_whoami_host(&web));
+    let real = outside.sh("echo hi | timeout 3 socat -T2 - TCP:10.99.0.1:8080,connect-timeout=2");
+    assert_eq!(
+        real.stdout.trim(),
+        "hi",
+        "published port works from outside: {real:?}"
+    );
+    for (src, dst) in [
+        ("host", "web:80"),
+        ("10.99.0.2", "10.99.0.1:8080"),
+        ("web", "host"),
+    ] {
+        let (rc, v, out) = diagnose(&sb, src, dst);
+        assert_eq!(
+            (rc, v["verdict"]["code"].as_str()),
+            (0, Some("reachable")),
+            "{src} -> {dst}: {}",
+            out.stdout
+        );
+    }
+}
+
+#[test]
 fn nothing_listening_is_probed_from_inside_the_source() {
     let sb = Sandbox::new();
     let web = pair(&sb);
@@ -319,6 +348,7 @@ fn bad_input_is_one_line_and_exit_1() {
 
 trait Whoami {
     fn wait_reach_whoami(&self, from: &str) -> bool;
+    fn wait_reach_whoami_host(&self, addr: &str) -> bool;
 }
 
 impl Whoami for Sandbox {
@@ -329,6 +359,20 @@ impl Whoami for Sandbox {
                 "berth exec {from} timeout 3 socat -T2 - TCP:10.99.0.2:9000,connect-timeout=2 </dev/null"
             ));
             let ok = out.code == 0 && !out.stdout.trim().is_empty();
+            if !ok {
+                std::thread::sleep(std::time::Duration::from_millis(150));
+            }
+            ok
+        })
+    }
+
+    /// Whether the host (the sandbox namespace) reaches the echo server at `addr:80`.
+    fn wait_reach_whoami_host(&self, addr: &str) -> bool {
+        (0..20).any(|_| {
+            let out = self.sh(&format!(
+                "echo hi | timeout 3 socat -T2 - TCP:{addr}:80,connect-timeout=2"
+            ));
+            let ok = out.stdout.trim() == "hi";
             if !ok {
                 std::thread::sleep(std::time::Duration::from_millis(150));
             }

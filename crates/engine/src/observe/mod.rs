@@ -18,7 +18,7 @@ use berth_store::Container;
 use std::path::Path;
 
 /// What one network namespace holds, read in one go over one netlink socket.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct NsView {
     pub(crate) links: Vec<Link>,
     pub(crate) addresses: Vec<Address>,

@@ -414,12 +414,10 @@ impl<'e> Walk<'e> {
         self.endpoint(c, &ep, &view)?;
         let br = net.bridge.clone().unwrap_or_default();
         let fix = format!("the host needs the route of {}'s subnet on {br}: berth network disconnect/connect, or berth gc", net.name);
-        let mut host = std::mem::take(&mut self.host);
-        let routed = self.route("host", &host, daddr, &br, fix);
+        let host = self.host.clone();
+        self.route("host", &host, daddr, &br, fix)?;
         let dmac = view.link(&ep.ifname).and_then(|l| l.mac);
-        let neigh = routed.and_then(|()| self.neighbour("host", &host, daddr, &br, dmac));
-        std::mem::swap(&mut self.host, &mut host);
-        neigh?;
+        self.neighbour("host", &host, daddr, &br, dmac)?;
         let Some(a) = a else {
             return self.probe(None, "the host", daddr, self.target.port);
         };
