@@ -417,3 +417,57 @@ fn process_isolation_applies_in_the_child_only() {
         },
     );
 }
+
+#[test]
+fn link_counters_and_neighbour_entries_follow_real_traffic() {
+    sandboxed(
+        test_name!(link_counters_and_neighbour_entries_follow_real_traffic),
+        |dir| {
+            let mut nl = Netlink::open().unwrap();
+            let ns_path = dir.join("c1");
+            netns::create(&ns_path).unwrap();
+            let ns = netns::open(&ns_path).unwrap();
+            let mac = [0x02, 0x42, 0x0a, 0x59, 0x00, 0x02];
+            let host = nl
+                .create_veth("bth-s1", "eth0", &ns, None, Some(mac))
+                .unwrap();
+            nl.add_address(host, ip("10.89.0.1"), 24).unwrap();
+            nl.set_up(host).unwrap();
+            let mut cnl = Netlink::open_in(&ns).unwrap();
+            let eth0 = cnl.link_by_name("eth0").unwrap().unwrap();
+            cnl.add_address(eth0.index, ip("10.89.0.2"), 24).unwrap();
+            cnl.set_up(eth0.index).unwrap();
+            let before = nl.link_by_index(host).unwrap().unwrap().stats.unwrap();
+
+            // 20 datagrams of 1000 bytes to the namespace's address cross the veth.
+            let sock = std::net::UdpSocket::bind("10.89.0.1:0").unwrap();
+            for _ in 0..20 {
+                sock.send_to(&[7u8; 1000], "10.89.0.2:9").unwrap();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            let after = nl.link_by_index(host).unwrap().unwrap().stats.unwrap();
+            assert!(
+                after.tx_bytes - before.tx_bytes >= 20_000,
+                "{before:?} -> {after:?}"
+            );
+            assert!(after.tx_packets - before.tx_packets >= 20);
+            let inside = cnl
+                .link_by_index(eth0.index)
+                .unwrap()
+                .unwrap()
+                .stats
+                .unwrap();
+            assert!(inside.rx_bytes >= 20_000, "{inside:?}");
+
+            // The host resolved the namespace's address to eth0's MAC.
+            let n = nl
+                .neighbours()
+                .unwrap()
+                .into_iter()
+                .find(|n| n.addr == ip("10.89.0.2"))
+                .expect("neighbour entry for 10.89.0.2");
+            assert_eq!((n.index, n.mac), (host, Some(mac)));
+            assert_ne!(n.state, "FAILED");
+        },
+    );
+}
