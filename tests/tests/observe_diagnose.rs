@@ -327,6 +327,37 @@ fn a_port_published_on_another_host_address_is_named() {
 }
 
 #[test]
+fn a_published_port_missing_from_berths_map_is_not_programmed() {
+    let sb = Sandbox::new();
+    let outside = sb.outside();
+    sb.berth_ok(&["network", "create", "front"]);
+    sb.echo_server("web", &["--network", "front", "-p", "8080:80"], 80);
+    let web = sb.ip("web", "front");
+    assert!(sb.wait_reach_whoami_host(&web));
+    assert_eq!(diagnose(&sb, "10.99.0.2", "10.99.0.1:8080").0, 0);
+    sb.ok("nft delete element inet berth pub4 '{ tcp . 8080 }'");
+    let real = outside.sh("echo hi | timeout 3 socat -T2 - TCP:10.99.0.1:8080,connect-timeout=2");
+    assert_ne!(
+        real.stdout.trim(),
+        "hi",
+        "without the element nothing is forwarded"
+    );
+    let v = expect(
+        &sb,
+        "10.99.0.2",
+        "10.99.0.1:8080",
+        "not-programmed",
+        &["10.99.0.1:8080/tcp", "web"],
+    );
+    assert!(v["verdict"]["fix"]
+        .as_str()
+        .unwrap()
+        .contains("berth firewall reload"));
+    sb.berth_ok(&["firewall", "reload"]);
+    assert_eq!(diagnose(&sb, "10.99.0.2", "10.99.0.1:8080").0, 0);
+}
+
+#[test]
 fn bad_input_is_one_line_and_exit_1() {
     let sb = Sandbox::new();
     for (src, dst, says) in [

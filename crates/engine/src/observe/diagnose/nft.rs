@@ -79,6 +79,32 @@ impl Ruleset {
             .unwrap_or_default()
     }
 
+    /// Where berth's publish maps DNAT `h:port/proto` to, as its `publish` chain looks them
+    /// up: the per-address map first, then the any-address one.
+    pub(crate) fn dnat_target(&self, h: IpAddr, proto: &str, port: u16) -> Option<(IpAddr, u16)> {
+        let (by_addr, any) = match h {
+            IpAddr::V4(_) => ("pub4_addr", "pub4"),
+            IpAddr::V6(_) => ("pub6_addr", "pub6"),
+        };
+        let key_addr = serde_json::json!({"concat": [h.to_string(), proto, port]});
+        let key_any = serde_json::json!({"concat": [proto, port]});
+        [(by_addr, key_addr), (any, key_any)]
+            .into_iter()
+            .find_map(|(map, key)| {
+                self.set_elems("inet", "berth", map).iter().find_map(|e| {
+                    let pair = e.as_array()?;
+                    if pair.first()? != &key {
+                        return None;
+                    }
+                    let to = pair.get(1)?["concat"].as_array()?;
+                    Some((
+                        to.first()?.as_str()?.parse().ok()?,
+                        to.get(1)?.as_u64()? as u16,
+                    ))
+                })
+            })
+    }
+
     /// Every base chain on `hook` that sees `flow`'s family, in priority order:
     /// (family, table, chain, policy).
     fn base_chains(&self, hook: &str, v6: bool) -> Vec<(String, String, String, String, i64)> {
@@ -467,6 +493,27 @@ mod tests {
             .dropped_by("forward", &flow("br-b", "br-a", 80, false), berth_only)
             .0;
         assert_eq!(other.unwrap().rule, "oifname @bridges drop");
+    }
+
+    #[test]
+    fn publish_maps_are_looked_up_by_address_first() {
+        let json = r#"{"nftables": [
+          {"map": {"family": "inet", "name": "pub4", "table": "berth", "elem": [[{"concat": ["tcp", 8080]}, {"concat": ["172.17.0.2", 80]}]]}},
+          {"map": {"family": "inet", "name": "pub4_addr", "table": "berth", "elem": [[{"concat": ["127.0.0.1", "udp", 9090]}, {"concat": ["172.17.0.3", 90]}]]}}
+        ]}"#;
+        let rs = Ruleset::parse(json, "").unwrap();
+        let h: IpAddr = "10.99.0.1".parse().unwrap();
+        assert_eq!(
+            rs.dnat_target(h, "tcp", 8080),
+            Some(("172.17.0.2".parse().unwrap(), 80))
+        );
+        assert_eq!(rs.dnat_target(h, "udp", 9090), None);
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!(
+            rs.dnat_target(lo, "udp", 9090),
+            Some(("172.17.0.3".parse().unwrap(), 90))
+        );
+        assert_eq!(rs.dnat_target(lo, "tcp", 8081), None);
     }
 
     #[test]

@@ -130,6 +130,24 @@ impl Walk<'_> {
             .map(|a| a.addr)
             .find(|a| a.is_ipv4() == h.is_ipv4())
             .ok_or_else(|| Error::Invalid(format!("{} has no address of {h}'s family", t.name)))?;
+        let proto = self.target.proto.clone();
+        let to = self.ruleset()?.dnat_target(h, &proto, row.host_port);
+        let want = (taddr, row.container_port);
+        let shown = to.map_or_else(|| "no element".to_string(), |(a, p)| format!("-> {a}:{p}"));
+        let name = format!(
+            "berth's publish map sends {h}:{}/{proto} to {taddr}:{}",
+            row.host_port, row.container_port
+        );
+        if !self.check(name, to == Some(want), shown.clone()) {
+            return Err(fail(
+                "not-programmed",
+                format!(
+                    "berth's publish maps have {shown} for {h}:{}/{proto}, published by {}",
+                    row.host_port, t.name
+                ),
+                RELOAD.into(),
+            ));
+        }
         let tbr = self.net(&tep.network_id).bridge.unwrap_or_default();
         let mut flow = self.flow(iif, &tbr, saddr, taddr, true);
         flow.dport = Some(row.container_port);
