@@ -164,6 +164,10 @@ fn resolve(engine: &mut Engine, name: &str, host_addrs: &[IpAddr]) -> Result<Sid
         });
     }
     let c = crate::container::find(engine, name)?;
+    if c.mode == berth_store::NetworkMode::Host {
+        // It shares the host's namespace: its traffic is the host's.
+        return Ok(Side::Host(None));
+    }
     let eps = crate::container::endpoints(engine, &c.id)?;
     Ok(Side::Container { c, eps, addr: None })
 }

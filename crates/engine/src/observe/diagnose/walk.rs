@@ -5,7 +5,7 @@ use super::nft::{Flow, Ruleset};
 use super::{Check, Side, Target, Verdict};
 use crate::observe::NsView;
 use crate::{Engine, Error, Result};
-use berth_store::{Container, Endpoint, Network, PortMapping};
+use berth_store::{Container, Endpoint, Network, NetworkMode, PortMapping};
 use std::net::IpAddr;
 
 /// Why a walk stopped: a verdict, or an error that prevented the diagnosis.
@@ -162,7 +162,12 @@ impl<'e> Walk<'e> {
             self.names_of(deps)
         );
         if !self.check("shared network", shared.is_some(), detail.clone()) {
+            let none = [sc, dc].into_iter().find(|c| c.mode == NetworkMode::None);
             let fix = match (seps.first(), deps.first()) {
+                _ if none.is_some() => format!(
+                    "{} uses none networking and cannot join a network: recreate it with --network NAME",
+                    none.expect("checked").name
+                ),
                 (_, Some(de)) => format!(
                     "berth network connect {} {}",
                     self.net(&de.network_id).name,
