@@ -1,5 +1,5 @@
 //! The control socket: the doors say `reload` after changing the store; the agent answers
-//! `ok` once DNS serves the new state.
+//! `ok` once DNS and the `[::1]` relay serve the new state.
 
 use crate::{snapshot, State};
 use std::io::{BufRead, BufReader, Write};
@@ -36,8 +36,8 @@ fn handle(conn: UnixStream, st: &mut State) -> std::io::Result<()> {
                 }
             }
             match reload(st) {
-                Ok(()) => "ok".to_string(),
-                Err(e) => format!("error {e}"),
+                Ok(Ok(())) => "ok".to_string(),
+                Ok(Err(e)) | Err(e) => format!("error {e}"),
             }
         }
         _ => format!("error unknown request {:?}", line.trim()),
@@ -45,16 +45,21 @@ fn handle(conn: UnixStream, st: &mut State) -> std::io::Result<()> {
     (&conn).write_all(format!("{answer}\n").as_bytes())
 }
 
-/// Re-reads the store and hands DNS its new records and listeners.
-pub(crate) fn reload(st: &mut State) -> Result<(), String> {
+/// Re-reads the store and hands DNS its new records and listeners, and the relay its
+/// `[::1]` ports. A port the relay cannot bind is reported in the inner result; everything
+/// else still changes.
+pub(crate) fn reload(st: &mut State) -> Result<Result<(), String>, String> {
     let (snap, listeners, counts) =
         snapshot::read(&mut st.engine, st.dns_port).map_err(|e| e.to_string())?;
+    let relays = berth_engine::ports::relay::relays(&mut st.engine).map_err(|e| e.to_string())?;
     st.dns.set_records(&snap).map_err(|e| e.to_string())?;
     st.dns
         .set_listeners(&listeners)
         .map_err(|e| e.to_string())?;
+    let relayed = st.relays.set(&relays);
     st.metrics.networks.set(counts.networks);
     st.metrics.endpoints.set(counts.endpoints);
     st.metrics.published_ports.set(counts.published_ports);
-    Ok(())
+    st.metrics.relayed_ports.set(st.relays.len() as i64);
+    Ok(relayed)
 }

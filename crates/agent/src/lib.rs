@@ -1,16 +1,20 @@
-//! berth-agent: the one resident process per host (per `<run-root>`), never on the data path.
+//! berth-agent: the one resident process per host (per `<run-root>`), on the data path only
+//! for `[::1]` host ports.
 //!
 //! It serves DNS for containers ([`berth_dns`]) on the gateways of bridge networks, restores
 //! berth's nftables table when someone deletes or flushes it (`repair`, from nf_tables
-//! notifications), and exports metrics on 127.0.0.1:9355 (`metrics`). The doors tell it about
-//! changes over `<run-root>/agent.sock` (`control`; the client side is
-//! `berth_engine::agent`), and start it on demand. Killing it stops none of that traffic:
-//! links, addresses and the firewall live in the kernel; DNS answers again once it restarts.
+//! notifications), relays `[::1]` host ports to their containers (`relay`: IPv6 has no
+//! `route_localnet`, so NAT cannot), and exports metrics on 127.0.0.1:9355 (`metrics`). The
+//! doors tell it about changes over `<run-root>/agent.sock` (`control`; the client side is
+//! `berth_engine::agent`), and start it on demand. Killing it stops no other traffic: links,
+//! addresses and the firewall live in the kernel; DNS and `[::1]` ports work again once it
+//! restarts.
 //!
 //! One instance per run root: `<run-root>/agent.pid` is held with `flock` while it runs.
 
 mod control;
 mod metrics;
+mod relay;
 mod repair;
 mod snapshot;
 
@@ -60,6 +64,7 @@ pub(crate) struct State {
     pub(crate) engine: Engine,
     pub(crate) dns: berth_dns::Server,
     pub(crate) dns_port: u16,
+    pub(crate) relays: relay::Relays,
     pub(crate) metrics: metrics::AgentMetrics,
 }
 
@@ -100,9 +105,13 @@ pub fn run(paths: Paths, opts: Options) -> Result<(), Error> {
         engine,
         dns,
         dns_port: opts.dns_port,
+        relays: relay::Relays::start().map_err(io("start the [::1] relay"))?,
         metrics: agent_metrics.clone(),
     };
-    control::reload(&mut state).map_err(Error::Reload)?;
+    if let Err(e) = control::reload(&mut state).map_err(Error::Reload)? {
+        // Everything else serves; the next reload tries the relay again.
+        tracing::warn!("{e}");
+    }
     let state = Arc::new(Mutex::new(state));
 
     if let Some(addr) = opts.metrics {

@@ -17,6 +17,7 @@ pub(crate) struct AgentMetrics {
     pub(crate) networks: Gauge,
     pub(crate) endpoints: Gauge,
     pub(crate) published_ports: Gauge,
+    pub(crate) relayed_ports: Gauge,
     pub(crate) operations: Family<Vec<(String, String)>, Counter>,
     pub(crate) latency: Family<Vec<(String, String)>, Histogram>,
     pub(crate) firewall_repairs: Counter,
@@ -28,6 +29,7 @@ impl AgentMetrics {
             networks: Gauge::default(),
             endpoints: Gauge::default(),
             published_ports: Gauge::default(),
+            relayed_ports: Gauge::default(),
             operations: Family::default(),
             latency: Family::new_with_constructor(|| {
                 Histogram::new(exponential_buckets(0.0005, 2.0, 14))
@@ -48,6 +50,11 @@ impl AgentMetrics {
             "berth_published_ports",
             "Published host ports",
             m.published_ports.clone(),
+        );
+        registry.register(
+            "berth_relayed_ports",
+            "[::1] host ports the agent relays in userspace",
+            m.relayed_ports.clone(),
         );
         registry.register(
             "berth_operations",

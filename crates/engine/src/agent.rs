@@ -1,13 +1,15 @@
 //! The doors' side of the agent: tell it that something changed, starting it when needed.
 //!
-//! The agent (`berth agent`, crate `berth-agent`) serves DNS, repairs the firewall and
-//! exports metrics. The data path never depends on it: if it cannot be reached or started,
-//! a command still succeeds and says so in a warning. `BERTH_NO_AGENT=1` turns it off for
+//! The agent (`berth agent`, crate `berth-agent`) serves DNS, repairs the firewall, relays
+//! `[::1]` host ports (which NAT cannot serve) and exports metrics. No other part of the
+//! data path depends on it: if it cannot be reached or started, a command still succeeds
+//! and says so in a warning. `BERTH_NO_AGENT=1` turns it off for
 //! the calling command (for hosts that want no resident process).
 //!
 //! Protocol: one line per request on the unix socket `<run-root>/agent.sock`, one line back.
-//! `reload [setup|teardown MICROS]` (re-read the store; answered once DNS serves the new
-//! state; the optional timing feeds the setup/teardown metrics) and `ping`.
+//! `reload [setup|teardown MICROS]` (re-read the store; answered `ok` once DNS and the
+//! `[::1]` relay serve the new state, else `error WHY`; the optional timing feeds the
+//! setup/teardown metrics) and `ping`.
 
 use crate::Paths;
 use std::io::{BufRead, BufReader, Write};
@@ -91,8 +93,15 @@ pub fn notify(paths: &Paths, timing: Option<(&str, Duration)>) {
         start(paths, &[])?;
         request(paths, &line)
     });
-    if let Err(e) = r {
-        tracing::warn!("berth agent not reachable ({e}): DNS and firewall repair are not updated");
+    match r {
+        Ok(answer) if answer == "ok" => {}
+        Ok(answer) => tracing::warn!(
+            "berth agent: {}",
+            answer.strip_prefix("error ").unwrap_or(&answer)
+        ),
+        Err(e) => tracing::warn!(
+            "berth agent not reachable ({e}): DNS, firewall repair and [::1] ports are not updated"
+        ),
     }
 }
 

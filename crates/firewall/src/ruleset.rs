@@ -36,7 +36,7 @@ pub fn skeleton() -> String {
 
 /// The set whose presence says the table holds this version of the ruleset. A table
 /// without it (missing, flushed, or from an older berth) is rebuilt from the store.
-pub const MARKER: &str = "schema_2";
+pub const MARKER: &str = "schema_3";
 
 /// Set and map names, shared with the element encoders.
 pub mod sets {
@@ -55,7 +55,7 @@ pub mod sets {
 /// plain (hash) map elements, one per host port, so a lookup costs the same for one port
 /// or a thousand and a range is as many elements as it has ports.
 const DECLARATIONS: &[&str] = &[
-    "set inet berth schema_2 { type inet_proto; }",
+    "set inet berth schema_3 { type inet_proto; }",
     "set inet berth bridges { type ifname; }",
     "set inet berth internal_bridges { type ifname; }",
     "set inet berth same_bridge { type ifname . ifname; }",
@@ -82,6 +82,9 @@ const CHAINS: &[(&str, Option<&str>, &[&str])] = &[
         "publish",
         None,
         &[
+            // [::1] is never DNAT'd (IPv6 has no route_localnet: the replies would be
+            // dropped); the agent relays [::1] host ports in userspace instead.
+            "ip6 daddr ::1 return",
             "dnat ip to ip daddr . meta l4proto . th dport map @pub4_addr",
             "meta nfproto ipv4 dnat ip to meta l4proto . th dport map @pub4",
             "dnat ip6 to ip6 daddr . meta l4proto . th dport map @pub6_addr",
@@ -103,7 +106,6 @@ const CHAINS: &[(&str, Option<&str>, &[&str])] = &[
         Some("type nat hook postrouting priority srcnat"),
         &[
             "ct status dnat ip saddr 127.0.0.0/8 masquerade",
-            "ct status dnat ip6 saddr ::1 masquerade",
             "oifname @bridges ct status dnat ip saddr @masq4 masquerade",
             "oifname @bridges ct status dnat ip6 saddr @masq6 masquerade",
             "oifname != @bridges ip saddr @masq4 masquerade",

@@ -6,8 +6,13 @@
 //! refused before anything changes. A host port on which a host process already listens is
 //! refused as well (DNAT would silently take that process's traffic): berth probes it by
 //! binding it, as a proxy-based runtime would.
+//!
+//! `[::1]` is the exception NAT cannot serve (no IPv6 `route_localnet`): a mapping whose
+//! host address covers it (`[::1]`, `[::]` or none) gets no `::1` element; the agent relays
+//! `[::1]:HOSTPORT` in userspace instead (`relay`).
 
 mod probe;
+pub mod relay;
 pub mod spec;
 
 use crate::{Error, Result};
@@ -26,12 +31,20 @@ pub fn parse_all(values: &[String]) -> Result<Vec<PublishSpec>> {
         .collect::<Result<_>>()?;
     if let Some(s) = specs
         .iter()
-        .find(|s| matches!(s.host_ip, HostIp::Addr(IpAddr::V6(a)) if a.is_loopback()))
+        .find(|s| matches!(s.host_ip, HostIp::Addr(a) if relay::is_v6_loopback(a)))
     {
-        return Err(Error::Invalid(format!(
-            "cannot publish on {}: the kernel does not route IPv6 loopback traffic to other interfaces (IPv6 has no route_localnet), so it needs a proxy, which berth does not run; publish on [::] or a host address instead",
-            s.host_ip
-        )));
+        if !crate::agent::enabled() {
+            return Err(Error::Invalid(format!(
+                "cannot publish on {}: the berth agent relays [::1] (IPv6 has no route_localnet, so NAT cannot), and BERTH_NO_AGENT is set",
+                s.host_ip
+            )));
+        }
+        if s.proto == Proto::Sctp {
+            return Err(Error::Invalid(format!(
+                "cannot publish SCTP on {}: the agent relays [::1] with sockets, and it has no SCTP sockets",
+                s.host_ip
+            )));
+        }
     }
     Ok(specs)
 }
@@ -151,7 +164,12 @@ pub(crate) fn check_targets(
 ) -> Result<()> {
     for s in specs {
         let need_v4 = matches!(s.host_ip, HostIp::AnyV4 | HostIp::Addr(IpAddr::V4(_)));
-        let need_v6 = matches!(s.host_ip, HostIp::AnyV6 | HostIp::Addr(IpAddr::V6(_)));
+        // [::1] is relayed by the agent, to a v4 address as well as a v6 one.
+        let need_v6 = match s.host_ip {
+            HostIp::AnyV6 => true,
+            HostIp::Addr(a) => a.is_ipv6() && !relay::is_v6_loopback(a),
+            _ => false,
+        };
         if (need_v4 && v4.is_none()) || (need_v6 && v6.is_none()) || (v4.is_none() && v6.is_none())
         {
             let fam = if need_v6 { "IPv6" } else { "IPv4" };
@@ -188,6 +206,8 @@ pub(crate) fn elements(
             }
         };
         match host {
+            // The agent relays [::1]; a DNAT'd ::1 flow would lose its replies.
+            HostIp::Addr(a) if relay::is_v6_loopback(a) => {}
             HostIp::Addr(a) if a.is_ipv4() => push(v4, Some(a)),
             HostIp::Addr(a) => push(v6, Some(a)),
             h => {

@@ -1,0 +1,110 @@
+//! The `[::1]` relay: the one piece of the data path in userspace (see
+//! `berth_engine::ports::relay` for why NAT cannot serve `::1`).
+//!
+//! One listening socket per relayed host port, all on one tokio thread: each accepted TCP
+//! connection is spliced to the container (`tcp`), each UDP client gets a socket of its own
+//! towards the container that goes after an idle timeout (`udp`). No process and no rule per
+//! port. At each reload the listener set is made to match the store: unchanged listeners are
+//! kept, removed ones are closed (with their connections) before the answer goes back, new
+//! ones are bound. If the agent dies, `[::1]` mappings stop until it is restarted; every
+//! other address of a mapping stays kernel-only.
+
+mod tcp;
+mod udp;
+
+use berth_engine::ports::relay::Relay;
+use berth_engine::ports::spec::Proto;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::runtime::Handle;
+use tokio::task::JoinHandle;
+
+/// How long a UDP flow lives without a datagram either way (Docker's proxy: 90 s too).
+const UDP_IDLE: Duration = Duration::from_secs(90);
+
+/// The relay's listeners, by mapping.
+pub(crate) struct Relays {
+    rt: Handle,
+    active: BTreeMap<Relay, JoinHandle<()>>,
+}
+
+impl Relays {
+    /// Starts the relay thread (idle until the first listener).
+    pub(crate) fn start() -> std::io::Result<Relays> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()?;
+        let handle = rt.handle().clone();
+        std::thread::Builder::new()
+            .name("relay".into())
+            .spawn(move || rt.block_on(std::future::pending::<()>()))?;
+        Ok(Relays {
+            rt: handle,
+            active: BTreeMap::new(),
+        })
+    }
+
+    /// How many host ports are relayed.
+    pub(crate) fn len(&self) -> usize {
+        self.active.len()
+    }
+
+    /// Makes the listeners match `want`. Removed ones are closed before this returns (so a
+    /// removed port refuses connections at once); a listener that cannot be bound is
+    /// reported and the others still change.
+    pub(crate) fn set(&mut self, want: &[Relay]) -> Result<(), String> {
+        let gone: Vec<Relay> = self
+            .active
+            .keys()
+            .filter(|r| !want.contains(r))
+            .copied()
+            .collect();
+        for r in gone {
+            if let Some(task) = self.active.remove(&r) {
+                task.abort();
+                // The task owns the socket: once it has ended, the port is closed.
+                let _ = self.rt.block_on(task);
+            }
+        }
+        let mut errors = Vec::new();
+        for r in want {
+            if self.active.contains_key(r) {
+                continue;
+            }
+            match self.bind(r) {
+                Ok(task) => {
+                    tracing::debug!(listen = %r.listen(), target = %r.target, "relaying");
+                    self.active.insert(*r, task);
+                }
+                Err(e) => errors.push(format!("relay {}/{}: {e}", r.listen(), r.proto.as_str())),
+            }
+        }
+        match errors.is_empty() {
+            true => Ok(()),
+            false => Err(errors.join("; ")),
+        }
+    }
+
+    /// Binds the listening socket here (so a failure is reported to the door) and hands it
+    /// to the relay thread.
+    fn bind(&self, r: &Relay) -> std::io::Result<JoinHandle<()>> {
+        let _guard = self.rt.enter();
+        match r.proto {
+            Proto::Tcp => {
+                // std sets SO_REUSEADDR on listeners, as the engine's probe does.
+                let l = std::net::TcpListener::bind(r.listen())?;
+                l.set_nonblocking(true)?;
+                let l = tokio::net::TcpListener::from_std(l)?;
+                Ok(self.rt.spawn(tcp::serve(l, r.target)))
+            }
+            Proto::Udp => {
+                let s = std::net::UdpSocket::bind(r.listen())?;
+                s.set_nonblocking(true)?;
+                let s = tokio::net::UdpSocket::from_std(s)?;
+                Ok(self.rt.spawn(udp::serve(s, r.target, UDP_IDLE)))
+            }
+            Proto::Sctp => Err(std::io::Error::other("no SCTP relay")),
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! `[::1]` host ports, which NAT cannot serve: IPv6 has no `route_localnet`, so the kernel
+//! drops the replies of a DNAT'd `::1` flow. The agent relays them in userspace (one
+//! listening socket per host port, `berth-agent`'s `relay`); this lists them from the store.
+//!
+//! A mapping needs a relay when its host address covers `::1`: `[::1]` itself, `[::]` and no
+//! host address at all. Every other address of such a mapping stays a map element.
+
+use super::spec::{HostIp, Proto};
+use crate::{Engine, Result};
+use berth_store::{Endpoint, Network};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+
+/// One `[::1]` host port and where the agent sends what arrives there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Relay {
+    pub proto: Proto,
+    pub host_port: u16,
+    /// The container's address and port: its IPv6 address when it has one, else IPv4.
+    pub target: SocketAddr,
+}
+
+impl Relay {
+    /// The address the agent listens on: `[::1]:HOSTPORT`.
+    pub fn listen(&self) -> SocketAddr {
+        SocketAddr::new(Ipv6Addr::LOCALHOST.into(), self.host_port)
+    }
+}
+
+/// Whether a mapping on `host` takes connections to `[::1]`.
+pub(crate) fn covers_v6_loopback(host: HostIp) -> bool {
+    match host {
+        HostIp::Any | HostIp::AnyV6 => true,
+        HostIp::AnyV4 => false,
+        HostIp::Addr(a) => is_v6_loopback(a),
+    }
+}
+
+pub(crate) fn is_v6_loopback(a: IpAddr) -> bool {
+    a == IpAddr::V6(Ipv6Addr::LOCALHOST)
+}
+
+/// Every `[::1]` host port the store implies, sorted. SCTP mappings get none (no SCTP
+/// sockets to relay with), nor do containers without a non-internal address.
+pub fn relays(engine: &mut Engine) -> Result<Vec<Relay>> {
+    engine.store.read(|tx| -> Result<_> {
+        let nets: BTreeMap<String, Network> = tx
+            .networks()?
+            .into_iter()
+            .map(|n| (n.id.clone(), n))
+            .collect();
+        let mut eps: BTreeMap<String, Vec<Endpoint>> = BTreeMap::new();
+        for e in tx.all_endpoints()? {
+            eps.entry(e.container_id.clone()).or_default().push(e);
+        }
+        let mut out = Vec::new();
+        for p in tx.all_ports()? {
+            let host = HostIp::from_store(&p.host_ip).unwrap_or(HostIp::Any);
+            let proto = match Proto::parse(&p.protocol) {
+                Some(pr @ (Proto::Tcp | Proto::Udp)) if covers_v6_loopback(host) => pr,
+                _ => continue,
+            };
+            let Some(mine) = eps.get(&p.container_id) else {
+                continue;
+            };
+            let Some(ep) = crate::fw::published_endpoint(mine, &nets) else {
+                continue;
+            };
+            let (v4, v6) = super::targets(std::slice::from_ref(ep));
+            if let Some(addr) = v6.or(v4) {
+                out.push(Relay {
+                    proto,
+                    host_port: p.host_port,
+                    target: SocketAddr::new(addr, p.container_port),
+                });
+            }
+        }
+        out.sort();
+        Ok(out)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_coverage_follows_the_host_address() {
+        assert!(covers_v6_loopback(HostIp::Any));
+        assert!(covers_v6_loopback(HostIp::AnyV6));
+        assert!(!covers_v6_loopback(HostIp::AnyV4));
+        assert!(covers_v6_loopback(HostIp::Addr("::1".parse().unwrap())));
+        assert!(!covers_v6_loopback(HostIp::Addr(
+            "fd00::1".parse().unwrap()
+        )));
+        assert!(!covers_v6_loopback(HostIp::Addr(
+            "127.0.0.1".parse().unwrap()
+        )));
+    }
+}
