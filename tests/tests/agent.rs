@@ -195,6 +195,35 @@ fn kill_9_of_the_agent_leaves_traffic_alone_and_the_next_command_restarts_it() {
 }
 
 #[test]
+fn v6_loopback_ports_stop_with_the_agent_and_come_back_with_it() {
+    let sb = Sandbox::new();
+    sb.echo_server("web", &["-p", "8080:80"], 80);
+    let reply = |addr: &str| {
+        sb.sh(&format!(
+            "echo ping | timeout 3 socat -T1 - TCP:{addr}:8080,connect-timeout=1"
+        ))
+        .stdout
+        .trim()
+            == "ping"
+    };
+    assert!((0..20).any(|_| reply("[::1]") || {
+        std::thread::sleep(Duration::from_millis(150));
+        false
+    }));
+    let pid = agent_pid(&sb).expect("the agent runs");
+    sb.ok(&format!(
+        "kill -9 {pid}; for i in $(seq 50); do ss -Hltn 'sport = :8080' | grep -q '::1' || exit 0; sleep 0.1; done; exit 1"
+    ));
+    // [::1] was the agent's; 127.0.0.1 is the kernel's and carries on.
+    assert!(!reply("[::1]"), "[::1]:8080 without the agent");
+    assert!(reply("127.0.0.1"), "127.0.0.1:8080 without the agent");
+    // The next command restarts the agent, which rebinds every [::1] port from the store.
+    sb.berth_ok(&["run", "--rm", "true"]);
+    assert!(reply("[::1]"), "[::1]:8080 after the restart");
+    assert_ne!(agent_pid(&sb).unwrap(), pid);
+}
+
+#[test]
 fn a_flushed_ruleset_is_restored_without_any_command() {
     let sb = Sandbox::new();
     let mut out = sb.outside();
@@ -243,6 +272,7 @@ fn one_agent_per_run_root_with_metrics_and_a_clean_stop() {
     for needle in [
         "berth_endpoints 1",
         "berth_published_ports 1",
+        "berth_relayed_ports 1",
         "berth_operations_total{op=\"setup\"} 1",
         "berth_operation_seconds_bucket",
         "dns",

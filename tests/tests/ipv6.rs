@@ -1,6 +1,35 @@
-//! IPv6 networks: ULA subnets, addresses and routes in containers, published v6 ports.
+//! IPv6 networks: ULA subnets, addresses and routes in containers, published v6 ports,
+//! `[::1]` host ports (relayed by the agent).
 
-use berth_tests::Sandbox;
+use berth_tests::{Out, Sandbox};
+use std::time::Duration;
+
+/// Sends a line from the sandbox's host namespace to `addr:port` over TCP or UDP.
+fn send(sb: &Sandbox, addr: &str, port: u16, proto: &str) -> Out {
+    let kind = if addr.starts_with('[') { "6" } else { "" };
+    let target = match proto {
+        "udp" => format!("UDP{kind}:{addr}:{port}"),
+        _ => format!("TCP{kind}:{addr}:{port},connect-timeout=2"),
+    };
+    sb.sh(&format!("echo ping | timeout 4 socat -T1 - {target}"))
+}
+
+/// Whether `addr:port` echoes a line within about 3 s (servers take a moment to listen).
+fn wait_reply(sb: &Sandbox, addr: &str, port: u16, proto: &str) -> bool {
+    (0..20).any(|_| {
+        let ok = send(sb, addr, port, proto).stdout.trim() == "ping";
+        if !ok {
+            std::thread::sleep(Duration::from_millis(150));
+        }
+        ok
+    })
+}
+
+/// The listening sockets on `port` in the sandbox (`ss -H`, TCP or UDP).
+fn listeners(sb: &Sandbox, port: u16, proto: &str) -> String {
+    let flag = if proto == "udp" { "-Hlunp" } else { "-Hltnp" };
+    sb.ok(&format!("ss {flag} 'sport = :{port}'"))
+}
 
 #[test]
 fn ipv6_network_gets_a_ula_subnet_from_the_default_pool() {
@@ -95,18 +124,8 @@ fn ipv6_containers_reach_each_other_and_a_v6_published_port() {
     assert!(from_outside, "outside -> [fd99::1]:8080");
     let r = sb.sh("echo ping | timeout 4 socat -T2 - TCP6:[fd00:77::1]:8080,connect-timeout=2");
     assert_eq!(r.stdout.trim(), "ping", "host -> its own v6 address {r:?}");
-    // [::1] cannot be published by NAT alone (IPv6 has no route_localnet): refused, clearly.
-    let r = sb.berth(&[
-        "run",
-        "-d",
-        "--network",
-        "six",
-        "-p",
-        "[::1]:8081:80",
-        "sleep",
-        "9",
-    ]);
-    assert!(r.stderr.contains("IPv6 loopback"), "{}", r.stderr);
+    // [::1] too, through the agent's relay (IPv6 has no route_localnet for NAT).
+    assert!(wait_reply(&sb, "[::1]", 8080, "tcp"), "host -> [::1]:8080");
     let mut out = out;
     out.whoami_server6(9999);
     let seen = (0..20)
@@ -127,4 +146,146 @@ fn ipv6_containers_reach_each_other_and_a_v6_published_port() {
         "fd99::1",
         "outbound v6 is masqueraded behind the host"
     );
+}
+
+#[test]
+fn v6_loopback_ports_are_relayed_and_go_with_the_container() {
+    let sb = Sandbox::new();
+    sb.berth_ok(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "fd00:78::/64",
+        "six",
+    ]);
+    let servers = "socat TCP6-LISTEN:80,fork,reuseaddr EXEC:cat & \
+                   socat UDP6-LISTEN:53,fork,reuseaddr EXEC:cat & wait";
+    sb.berth_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "srv",
+        "--network",
+        "six",
+        "-p",
+        "8080:80",
+        "-p",
+        "[::1]:8081:80",
+        "-p",
+        "[::1]:5353:53/udp",
+        "sh",
+        "-c",
+        servers,
+    ]);
+    // An IPv4-only container: the relay leads [::1] to its IPv4 address.
+    sb.echo_server("v4", &["-p", "[::1]:8082:80"], 80);
+    assert!(wait_reply(&sb, "[::1]", 8081, "tcp"), "explicit [::1]:8081");
+    assert!(
+        wait_reply(&sb, "[::1]", 8080, "tcp"),
+        "every address: [::1]:8080"
+    );
+    assert!(
+        wait_reply(&sb, "[::1]", 8082, "tcp"),
+        "[::1] to an IPv4 container"
+    );
+    assert!(wait_reply(&sb, "[::1]", 5353, "udp"), "UDP via [::1]:5353");
+    // [::1]:8081 is [::1] only: not NAT'd on the host's other addresses.
+    assert_ne!(send(&sb, "[fd00:78::1]", 8081, "tcp").stdout.trim(), "ping");
+    assert_ne!(send(&sb, "127.0.0.1", 8081, "tcp").stdout.trim(), "ping");
+    // The agent holds the [::1] sockets; the maps hold no ::1 element.
+    for (port, proto) in [(8080, "tcp"), (8081, "tcp"), (5353, "udp")] {
+        let l = listeners(&sb, port, proto);
+        assert!(
+            l.contains("[::1]:") && l.contains("berth"),
+            "{port}/{proto}: {l}"
+        );
+    }
+    let maps = sb.ok("nft list map inet berth pub6_addr");
+    assert!(!maps.contains("::1 "), "{maps}");
+    // berth port and inspect show the mappings.
+    let port = sb.berth_ok(&["port", "srv"]);
+    for line in [
+        "80/tcp -> 0.0.0.0:8080",
+        "80/tcp -> [::]:8080",
+        "80/tcp -> [::1]:8081",
+        "53/udp -> [::1]:5353",
+    ] {
+        assert!(port.lines().any(|l| l == line), "{line} in {port}");
+    }
+    let v = sb.inspect("srv");
+    assert!(
+        v["Ports"]["80/tcp"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!({"HostIp": "::1", "HostPort": "8081"})),
+        "{v}"
+    );
+    assert_eq!(
+        v["Ports"]["53/udp"],
+        serde_json::json!([{"HostIp": "::1", "HostPort": "5353"}])
+    );
+    // After rm its [::1] listeners are gone at once; the other container's stays.
+    sb.berth_ok(&["rm", "-f", "srv"]);
+    for port in [8080, 8081] {
+        let r = send(&sb, "[::1]", port, "tcp");
+        assert!(r.stderr.contains("Connection refused"), "{port}: {r:?}");
+    }
+    assert_eq!(listeners(&sb, 5353, "udp").trim(), "");
+    assert_eq!(send(&sb, "[::1]", 8082, "tcp").stdout.trim(), "ping");
+}
+
+#[test]
+fn a_host_listener_on_v6_loopback_is_refused_and_changes_nothing() {
+    let sb = Sandbox::new();
+    sb.echo_server("a", &["-p", "8091:80"], 80);
+    sb.berth_ok(&["network", "create", "--ipv6", "six"]);
+    sb.spawn("exec socat TCP6-LISTEN:8090,bind=[::1],reuseaddr,fork EXEC:cat");
+    sb.ok("for i in $(seq 50); do ss -ltn | grep -q '\\[::1\\]:8090' && exit 0; sleep 0.1; done; exit 1");
+    let before = sb.state();
+    for spec in ["[::1]:8090:80", "8090:80", "[::]:8090:80"] {
+        let r = sb.berth(&[
+            "run",
+            "-d",
+            "--name",
+            "b",
+            "--network",
+            "six",
+            "-p",
+            spec,
+            "sleep",
+            "30",
+        ]);
+        assert_eq!(r.code, 125, "{spec}: {r:?}");
+        assert!(
+            r.stderr.contains("in use by a process on the host"),
+            "{spec}: {}",
+            r.stderr
+        );
+        assert_eq!(sb.state(), before, "{spec} changed something");
+    }
+    // The host process keeps its port.
+    assert_eq!(send(&sb, "[::1]", 8090, "tcp").stdout.trim(), "ping");
+    // [::1] of a port a container publishes on every address is taken too.
+    let r = sb.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "b",
+        "-p",
+        "[::1]:8091:80",
+        "sleep",
+        "30",
+    ]);
+    assert_eq!(r.code, 125, "{r:?}");
+    assert!(
+        r.stderr.contains("already published by container a"),
+        "{}",
+        r.stderr
+    );
+    // Without the agent nothing would relay [::1]: refused with the reason.
+    let r = sb.sh("BERTH_NO_AGENT=1 berth run -d --name b -p '[::1]:8092:80' sleep 30");
+    assert_eq!(r.code, 125, "{r:?}");
+    assert!(r.stderr.contains("BERTH_NO_AGENT"), "{}", r.stderr);
+    assert_eq!(sb.state(), before);
 }
