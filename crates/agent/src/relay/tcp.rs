@@ -28,17 +28,18 @@ pub(super) async fn serve(l: TcpListener, target: SocketAddr) {
     }
 }
 
-/// Copies both ways, passing each half-close on. A container that does not answer gets
-/// the client's connection closed.
+/// Copies both ways, passing each half-close on. When the container does not accept, the
+/// client's connection is reset (the nearest a relay gets to "refused").
 async fn splice(mut client: TcpStream, target: SocketAddr) {
     let mut up = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target)).await {
         Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            tracing::debug!("relay to {target}: {e}");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!("relay to {target}: no answer in {CONNECT_TIMEOUT:?}");
+        r => {
+            let why = match r {
+                Ok(Err(e)) => e.to_string(),
+                _ => format!("no answer in {CONNECT_TIMEOUT:?}"),
+            };
+            tracing::debug!("relay to {target}: {why}");
+            let _ = client.set_zero_linger();
             return;
         }
     };
