@@ -289,3 +289,23 @@ fn a_host_listener_on_v6_loopback_is_refused_and_changes_nothing() {
     assert!(r.stderr.contains("BERTH_NO_AGENT"), "{}", r.stderr);
     assert_eq!(sb.state(), before);
 }
+
+#[test]
+fn a_host_without_v6_loopback_relays_nothing_and_says_why_for_explicit_ones() {
+    let sb = Sandbox::new();
+    sb.ok("ip -6 addr del ::1/128 dev lo");
+    // Every address: the kernel's part works, and the agent has no [::1] to warn about.
+    let r = sb.sh("berth run -d --name web -p 8080:80 socat TCP-LISTEN:80,fork,reuseaddr EXEC:cat");
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!r.stderr.contains("relay"), "{}", r.stderr);
+    assert!(wait_reply(&sb, "127.0.0.1", 8080, "tcp"));
+    assert_eq!(listeners(&sb, 8080, "tcp").trim(), "");
+    // An explicit [::1] is not an address of this host.
+    let r = sb.berth(&["run", "-d", "-p", "[::1]:8081:80", "sleep", "30"]);
+    assert_eq!(r.code, 125, "{r:?}");
+    assert!(
+        r.stderr.contains("not an address of this host"),
+        "{}",
+        r.stderr
+    );
+}

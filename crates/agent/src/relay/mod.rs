@@ -77,6 +77,11 @@ impl Relays {
                     tracing::debug!(listen = %r.listen(), target = %r.target, "relaying");
                     self.active.insert(*r, task);
                 }
+                // A host without ::1 (IPv6 off): nothing to relay. An explicit `-p [::1]:...`
+                // was refused there by the engine's probe already.
+                Err(e) if no_v6_loopback(&e) => {
+                    tracing::debug!(listen = %r.listen(), "not relayed: {e}");
+                }
                 Err(e) => errors.push(format!("relay {}/{}: {e}", r.listen(), r.proto.as_str())),
             }
         }
@@ -107,4 +112,11 @@ impl Relays {
             Proto::Sctp => Err(std::io::Error::other("no SCTP relay")),
         }
     }
+}
+
+fn no_v6_loopback(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EADDRNOTAVAIL | libc::EAFNOSUPPORT)
+    )
 }
