@@ -10,6 +10,8 @@
 //! other address of a mapping stays kernel-only.
 
 mod tcp;
+#[cfg(test)]
+mod tests;
 mod udp;
 
 use berth_engine::ports::relay::Relay;
