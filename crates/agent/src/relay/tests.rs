@@ -89,7 +89,7 @@ fn tcp_is_spliced_with_half_close_and_a_removed_port_refuses_at_once() {
             assert_eq!(got, "hello through the relay");
             // Setting the same list again keeps the listener.
             relays.set(&[r]).unwrap();
-            assert!(TcpStream::connect(r.listen()).is_ok());
+            TcpStream::connect(r.listen()).unwrap();
             relays.set(&[]).unwrap();
             assert_eq!(relays.len(), 0);
             let e = TcpStream::connect(r.listen()).unwrap_err();
