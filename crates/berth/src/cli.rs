@@ -72,6 +72,12 @@ pub(crate) enum Command {
     Rm(RmArgs),
     /// Reconcile the kernel with berth's state: remove leftovers of crashes.
     Gc,
+    /// Act as podman's netavark (what an executable named `netavark` does): setup,
+    /// teardown, version, update.
+    Netavark {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// (internal) Supervise a detached container's process.
     #[command(hide = true)]
     ContainerShim { id: String },

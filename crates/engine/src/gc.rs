@@ -16,7 +16,11 @@ pub(crate) fn run(engine: &mut Engine) -> Result<Vec<String>> {
     let mut done = Vec::new();
     // 1. Containers whose creator died mid-setup: remove what it built.
     //    Containers whose supervisor died: record the exit; honour --rm.
+    //    External containers are their runtime's to clean up (CNI GC, podman).
     for (c, _) in container::list(engine)? {
+        if c.owner.is_some() {
+            continue;
+        }
         if c.state == ContainerState::Created && !container::creator_alive(&c) {
             container::remove(engine, &c.id, true)?;
             done.push(format!(

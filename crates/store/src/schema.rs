@@ -77,6 +77,10 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (protocol, host_port, host_ip)
     );
     CREATE INDEX ports_by_container ON ports(container_id);",
+    // 3: who owns a container's network namespace: NULL for berth's own containers, else
+    // the door whose runtime made it ('netavark' for podman, 'cni'); berth never removes
+    // such a namespace, only its endpoints.
+    "ALTER TABLE containers ADD COLUMN owner TEXT;",
 ];
 
 /// Brings the schema to the newest version, one transaction per step.

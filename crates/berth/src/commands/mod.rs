@@ -46,7 +46,11 @@ pub(crate) fn dispatch(cli: Cli) -> Result<Outcome, Failure> {
             private_port,
         } => port::run(&mut engine, &container, private_port.as_deref()),
         Command::Firewall(c) => firewall::run(&mut engine, c),
-        Command::Run(_) | Command::Create(_) | Command::Start { .. } | Command::Agent(_) => {
+        Command::Run(_)
+        | Command::Create(_)
+        | Command::Start { .. }
+        | Command::Agent(_)
+        | Command::Netavark { .. } => {
             unreachable!("handled above")
         }
     }

@@ -1,0 +1,182 @@
+//! setup: map podman's networks onto berth networks, attach the container in podman's
+//! namespace, publish its ports, and report a `StatusBlock` per network.
+
+use super::types::{NetAddress, NetInterface, Network, NetworkOptions, PortMapping, StatusBlock};
+use super::OWNER;
+use berth_engine::container::external::{self, AttachRequest, Attachment};
+use berth_engine::network::{self, CreateRequest, DOOR_LABEL};
+use berth_engine::Engine;
+use std::collections::BTreeMap;
+
+/// The berth network for a podman network definition.
+fn create_request(n: &Network) -> Result<CreateRequest, String> {
+    if n.driver != "bridge" {
+        return Err(format!(
+            "network {}: driver {:?} is not supported by berth: use bridge",
+            n.name, n.driver
+        ));
+    }
+    if let Some(d) = n.ipam_options.as_ref().and_then(|o| o.get("driver")) {
+        if d != "host-local" {
+            return Err(format!(
+                "network {}: ipam driver {d:?} is not supported by berth: use host-local",
+                n.name
+            ));
+        }
+    }
+    let mut options = Vec::new();
+    if let Some(i) = &n.network_interface {
+        options.push(format!("bridge_name={i}"));
+    }
+    let mut mtu = None;
+    for (k, v) in n.options.iter().flatten() {
+        match k.as_str() {
+            "mtu" => mtu = Some(v.clone()),
+            // berth always isolates networks from each other.
+            "isolate" => {}
+            k => {
+                return Err(format!(
+                    "network {}: option {k:?} is not supported by berth (it takes mtu and isolate)",
+                    n.name
+                ))
+            }
+        }
+    }
+    let subnets = n.subnets.clone().unwrap_or_default();
+    Ok(CreateRequest {
+        name: n.name.clone(),
+        driver: None,
+        subnets: subnets.iter().map(|s| s.subnet.clone()).collect(),
+        gateways: subnets
+            .iter()
+            .map_while(|s| s.gateway.map(|g| g.to_string()))
+            .collect(),
+        ip_range: None,
+        internal: n.internal,
+        ipv6: n.ipv6_enabled,
+        mtu,
+        options,
+        labels: vec![
+            format!("{DOOR_LABEL}=netavark"),
+            format!("podman.network.id={}", n.id),
+        ],
+    })
+}
+
+/// podman's port mappings as `-p` values: one per protocol, ranges as `A-B:C-D`.
+fn publish_values(maps: &[PortMapping]) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for m in maps {
+        let range = m.range.max(1);
+        let end = |p: u16| {
+            p.checked_add(range - 1)
+                .ok_or_else(|| format!("port range {p}+{range} goes past 65535"))
+        };
+        let (hp, cp) = (m.host_port, m.container_port);
+        let ports = match range {
+            1 => format!("{hp}:{cp}"),
+            _ => format!("{hp}-{}:{cp}-{}", end(hp)?, end(cp)?),
+        };
+        let host = match m.host_ip.as_str() {
+            "" => String::new(),
+            ip if ip.contains(':') => format!("[{ip}]:"),
+            ip => format!("{ip}:"),
+        };
+        let protos = if m.protocol.is_empty() {
+            "tcp"
+        } else {
+            &m.protocol
+        };
+        for proto in protos.split(',') {
+            out.push(format!("{host}{ports}/{proto}"));
+        }
+    }
+    Ok(out)
+}
+
+pub(super) fn run(
+    engine: &mut Engine,
+    netns: &str,
+    opts: &NetworkOptions,
+) -> Result<String, String> {
+    if opts.networks.is_empty() {
+        return Err("no networks given in network options".into());
+    }
+    let mut dns_port = Vec::new();
+    if let Ok(p) = std::env::var("NETAVARK_DNS_PORT") {
+        p.parse::<u16>()
+            .map_err(|_| format!("invalid NETAVARK_DNS_PORT {p:?}: use a port number"))?;
+        dns_port = vec!["--dns-port".to_string(), p];
+    }
+    let publish = publish_values(opts.port_mappings.as_deref().unwrap_or_default())?;
+    // Every definition is checked before any network is recorded.
+    let mut requests = Vec::new();
+    for name in opts.networks.keys() {
+        let info = opts
+            .network_info
+            .get(name)
+            .ok_or_else(|| format!("network {name} has no entry in network_info"))?;
+        requests.push((create_request(info)?, info.dns_enabled));
+    }
+    let mut attachments = Vec::new();
+    let mut dns_enabled = BTreeMap::new();
+    for ((req, dns), (name, per)) in requests.iter().zip(&opts.networks) {
+        let net = network::ensure(engine, req).map_err(|e| e.to_string())?;
+        dns_enabled.insert(net.id.clone(), (name.clone(), *dns));
+        attachments.push(Attachment {
+            network: net.id,
+            ifname: per.interface_name.clone(),
+            ips: per.static_ips.clone().unwrap_or_default(),
+            mac: per.static_mac.clone().filter(|m| !m.is_empty()),
+            aliases: per.aliases.clone().unwrap_or_default(),
+        });
+    }
+    let req = AttachRequest {
+        owner: OWNER.into(),
+        runtime_id: opts.container_id.clone(),
+        name: Some(opts.container_name.clone()),
+        netns: netns.into(),
+        attachments,
+        publish,
+        dns: opts
+            .dns_servers
+            .iter()
+            .flatten()
+            .map(|d| d.to_string())
+            .collect(),
+        agent_args: dns_port,
+    };
+    let attached = external::attach(engine, &req)
+        .map_err(|e| format!("setup of container {}: {e}", opts.container_name))?;
+    let mut out = BTreeMap::new();
+    for a in attached {
+        let ep = a.endpoint;
+        let (name, dns) = dns_enabled[&ep.network_id].clone();
+        let gateways: Vec<_> = ep.addresses.iter().filter_map(|a| a.gateway).collect();
+        let iface = NetInterface {
+            mac_address: ep.mac.clone(),
+            subnets: ep
+                .addresses
+                .iter()
+                .map(|a| NetAddress {
+                    ipnet: format!("{}/{}", a.addr, a.prefix_len),
+                    gateway: a.gateway,
+                })
+                .collect(),
+        };
+        let dns_on = dns && berth_engine::agent::enabled();
+        out.insert(
+            name,
+            StatusBlock {
+                interfaces: BTreeMap::from([(ep.ifname.clone(), iface)]),
+                dns_server_ips: if dns_on { gateways } else { Vec::new() },
+                dns_search_domains: if dns_on {
+                    vec!["berth.internal".to_string()]
+                } else {
+                    Vec::new()
+                },
+            },
+        );
+    }
+    serde_json::to_string(&out).map_err(|e| e.to_string())
+}
