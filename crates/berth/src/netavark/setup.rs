@@ -109,6 +109,7 @@ pub(super) fn run(
         dns_port = vec!["--dns-port".to_string(), p];
     }
     let publish = publish_values(opts.port_mappings.as_deref().unwrap_or_default())?;
+    berth_engine::ports::parse_all(&publish).map_err(|e| e.to_string())?;
     // Every definition is checked before any network is recorded.
     let mut requests = Vec::new();
     for name in opts.networks.keys() {
@@ -118,10 +119,34 @@ pub(super) fn run(
             .ok_or_else(|| format!("network {name} has no entry in network_info"))?;
         requests.push((create_request(info)?, info.dns_enabled));
     }
+    let mut made = Vec::new();
+    let out = attach(engine, netns, opts, &requests, publish, dns_port, &mut made);
+    if out.is_err() {
+        // A failed setup leaves no network definition it made behind.
+        for id in made {
+            let _ = network::remove(engine, &id);
+        }
+    }
+    out
+}
+
+fn attach(
+    engine: &mut Engine,
+    netns: &str,
+    opts: &NetworkOptions,
+    requests: &[(CreateRequest, bool)],
+    publish: Vec<String>,
+    dns_port: Vec<String>,
+    made: &mut Vec<String>,
+) -> Result<String, String> {
     let mut attachments = Vec::new();
     let mut dns_enabled = BTreeMap::new();
     for ((req, dns), (name, per)) in requests.iter().zip(&opts.networks) {
+        let existed = network::find(engine, &req.name).is_ok_and(|n| n.name == req.name);
         let net = network::ensure(engine, req).map_err(|e| e.to_string())?;
+        if !existed {
+            made.push(net.id.clone());
+        }
         dns_enabled.insert(net.id.clone(), (name.clone(), *dns));
         attachments.push(Attachment {
             network: net.id,

@@ -248,7 +248,7 @@ pub fn create(engine: &mut Engine, req: &RunRequest) -> Result<Container> {
             let ep = crate::fw::published_endpoint(&eps, &nets).expect("checked: not internal");
             let (v4, v6) = ports::targets(std::slice::from_ref(ep));
             ports::check_targets(&c.publish, v4, v6)?;
-            let rows = ports::allocate(tx, &c.id, &c.publish)?;
+            let rows = ports::allocate(tx, &c.id, &c.publish, true)?;
             tx.insert_ports(&rows)?;
             published = ports::elements(&rows, v4, v6);
         }

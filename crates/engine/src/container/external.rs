@@ -51,7 +51,8 @@ pub struct AttachRequest {
     /// The runtime's network namespace file.
     pub netns: PathBuf,
     pub attachments: Vec<Attachment>,
-    /// Published ports in `-p` syntax; applied when the container has none yet.
+    /// Published ports in `-p` syntax; applied when the container has none yet. The runtime
+    /// reserves the host ports (podman binds them), so host listeners are not probed.
     pub publish: Vec<String>,
     /// DNS servers the container's names should be forwarded to.
     pub dns: Vec<String>,
@@ -269,7 +270,7 @@ pub fn attach(engine: &mut Engine, req: &AttachRequest) -> Result<Vec<Attached>>
             })?;
             let (v4, v6) = ports::targets(std::slice::from_ref(ep));
             ports::check_targets(&checked.publish, v4, v6)?;
-            let rows = ports::allocate(tx, &id, &checked.publish)?;
+            let rows = ports::allocate(tx, &id, &checked.publish, false)?;
             tx.insert_ports(&rows)?;
             published = ports::elements(&rows, v4, v6);
         }
