@@ -53,6 +53,8 @@ pub fn start(paths: &Paths, args: &[String]) -> std::io::Result<()> {
         .arg(&paths.run_root)
         .args(["agent", "--foreground"])
         .args(args)
+        // A CNI plugin's environment would make the child take the CNI door.
+        .env_remove("CNI_COMMAND")
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
