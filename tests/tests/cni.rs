@@ -360,6 +360,32 @@ fn gc_removes_exactly_the_attachments_not_named() {
 }
 
 #[test]
+fn the_contrib_conflist_example_works() {
+    let sb = Sandbox::new();
+    let ns = netns(&sb, "ns1");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../contrib/cni/berth.conflist");
+    let list: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut plugin = list["plugins"][0].clone();
+    plugin["name"] = list["name"].clone();
+    plugin["cniVersion"] = list["cniVersion"].clone();
+    let mut env = attach_env("ctr-contrib", &ns);
+    env.push(("CNI_ARGS", "IgnoreUnknown=1;K8S_POD_NAME=contrib"));
+    let out = cni(&sb, "ADD", &env, &plugin.to_string());
+    assert_eq!(out.code, 0, "{out:?}");
+    let r = out.json();
+    assert_eq!(r["ips"][0]["address"], "10.44.0.2/24", "{r}");
+    let v = sb.inspect("contrib");
+    assert_eq!(v["Owner"], "cni", "{v}");
+    let del = cni(
+        &sb,
+        "DEL",
+        &attach_env("ctr-contrib", &ns),
+        &plugin.to_string(),
+    );
+    assert_eq!(del.code, 0, "{del:?}");
+}
+
+#[test]
 fn status_is_ready_on_1_1_0_and_refused_before() {
     let sb = Sandbox::new();
     let out = cni(&sb, "STATUS", &[], &conf("1.1.0", json!({})).to_string());
