@@ -304,3 +304,45 @@ pub(crate) fn publish_values(maps: &[PortMapping]) -> Result<Vec<String>, CniErr
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn berth_keys_and_ipam_overrides_make_the_network() {
+        let c = parse(
+            r#"{"cniVersion": "1.0.0", "name": "n", "type": "berth", "bridge": "br-n",
+                "subnet": "10.1.0.0/24", "gateway": "10.1.0.254", "icc": false, "mtu": 1400,
+                "ipam": {"ranges": [[{"subnet": "fd00:1::/64"}]]}}"#,
+        )
+        .unwrap();
+        let r = c.create_request();
+        assert_eq!(r.subnets, ["10.1.0.0/24", "fd00:1::/64"]);
+        assert_eq!(r.gateways, ["10.1.0.254"]);
+        assert!(r.ipv6);
+        assert_eq!(r.options, ["bridge_name=br-n", "icc=false"]);
+        assert_eq!(r.labels, ["berth.door=cni"]);
+    }
+
+    #[test]
+    fn capabilities_are_decoded_one_by_one() {
+        let c = parse(
+            r#"{"cniVersion": "1.1.0", "name": "n", "type": "berth",
+                "runtimeConfig": {"aliases": {"n": ["web"], "other": ["x"]},
+                                  "portMappings": [{"hostPort": 80, "containerPort": 8080, "hostIP": "::1"}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.aliases().unwrap(), ["web"]);
+        let p = publish_values(&c.runtime_config.port_mappings).unwrap();
+        assert_eq!(p, ["[::1]:80:8080/tcp"]);
+        let e = parse(
+            r#"{"cniVersion": "1.1.0", "name": "n", "type": "berth", "runtimeConfig": {"ips": "x"}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.code, code::DECODE);
+        assert!(e.msg.contains("runtimeConfig.ips"), "{}", e.msg);
+        let e = parse(r#"{"cniVersion": "1.1.0", "name": "n", "type": "bridge"}"#).unwrap_err();
+        assert_eq!(e.code, code::INVALID_CONFIG);
+    }
+}

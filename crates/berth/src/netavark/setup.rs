@@ -205,3 +205,63 @@ fn attach(
     }
     serde_json::to_string(&out).map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn network(driver: &str, options: &[(&str, &str)]) -> Network {
+        serde_json::from_value(serde_json::json!({
+            "name": "n1", "id": "1".repeat(64), "driver": driver,
+            "network_interface": "podman1",
+            "subnets": [{"subnet": "10.89.0.0/24", "gateway": "10.89.0.1"}],
+            "ipv6_enabled": false, "internal": true, "dns_enabled": true,
+            "options": options.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
+            "ipam_options": {"driver": "host-local"},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn podman_networks_map_onto_berth_networks() {
+        let r =
+            create_request(&network("bridge", &[("mtu", "1400"), ("isolate", "true")])).unwrap();
+        assert_eq!(r.subnets, ["10.89.0.0/24"]);
+        assert_eq!(r.gateways, ["10.89.0.1"]);
+        assert_eq!(r.options, ["bridge_name=podman1"]);
+        assert_eq!(r.mtu.as_deref(), Some("1400"));
+        assert!(r.internal);
+        let e = create_request(&network("macvlan", &[])).unwrap_err();
+        assert!(e.contains("macvlan"), "{e}");
+        let e = create_request(&network("bridge", &[("vlan", "5")])).unwrap_err();
+        assert!(e.contains("vlan"), "{e}");
+    }
+
+    #[test]
+    fn port_mappings_become_publish_values() {
+        let m = |host_ip: &str, hp, cp, range, protocol: &str| PortMapping {
+            host_ip: host_ip.into(),
+            host_port: hp,
+            container_port: cp,
+            range,
+            protocol: protocol.into(),
+        };
+        let v = publish_values(&[
+            m("", 8080, 80, 1, "tcp"),
+            m("127.0.0.1", 9000, 90, 3, "tcp,udp"),
+            m("fd00::1", 53, 53, 0, ""),
+        ])
+        .unwrap();
+        assert_eq!(
+            v,
+            [
+                "8080:80/tcp",
+                "127.0.0.1:9000-9002:90-92/tcp",
+                "127.0.0.1:9000-9002:90-92/udp",
+                "[fd00::1]:53:53/tcp"
+            ]
+        );
+        let e = publish_values(&[m("", 65535, 80, 2, "tcp")]).unwrap_err();
+        assert!(e.contains("65535"), "{e}");
+    }
+}
