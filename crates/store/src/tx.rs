@@ -328,6 +328,17 @@ impl<'a> Tx<'a> {
         Ok(())
     }
 
+    /// Replaces the DNS servers a container's names are forwarded to.
+    pub fn set_dns(&self, id: &str, dns: &[String]) -> Result<()> {
+        self.tx
+            .execute(
+                "UPDATE containers SET dns = ?2 WHERE id = ?1",
+                params![id, to_json(&dns)],
+            )
+            .map_err(sql("record container DNS servers"))?;
+        Ok(())
+    }
+
     /// Deletes a container; its endpoints and their allocations go with it.
     pub fn delete_container(&self, id: &str) -> Result<()> {
         self.tx

@@ -1,6 +1,6 @@
 //! The netavark door: podman 4.x runs `netavark [--config DIR] [--rootless BOOL]
 //! [--aardvark-binary PATH] setup|teardown NETNS_PATH` with `NetworkOptions` JSON on stdin,
-//! and `netavark version`. berth answers exactly as netavark does: a map of network name to
+//! `netavark version`, and (podman 4.5+) `netavark update NETWORK --network-dns-servers IPS`. berth answers exactly as netavark does: a map of network name to
 //! `StatusBlock` on stdout for setup, nothing for teardown, and on any failure
 //! `{"error": "..."}` on stdout with exit 1 — never anything else on stdout.
 //!
@@ -13,6 +13,7 @@
 mod setup;
 mod teardown;
 mod types;
+mod update;
 
 use berth_engine::{Engine, Paths};
 use std::io::Read;
@@ -65,7 +66,13 @@ fn parse(args: &[String]) -> Result<Args, String> {
                 return Err(format!("unknown option {k}"))
             }
             _ if out.verb.is_empty() => out.verb = a.clone(),
-            _ => out.operands.push(a.clone()),
+            // The verb's own options (update's --network-dns-servers) are its operands.
+            _ => {
+                out.operands.push(key.to_string());
+                if let Some(v) = inline {
+                    out.operands.push(v);
+                }
+            }
         }
     }
     Ok(out)
@@ -100,7 +107,10 @@ fn run(paths: Paths, args: &[String]) -> Result<Option<String>, String> {
         )),
         "setup" | "teardown" => {
             let [netns] = a.operands.as_slice() else {
-                return Err(format!("{} needs one argument: the network namespace path", a.verb));
+                return Err(format!(
+                    "{} needs one argument: the network namespace path",
+                    a.verb
+                ));
             };
             let opts = read_options(a.file.as_deref())?;
             let mut engine = Engine::open(paths).map_err(|e| e.to_string())?;
@@ -109,9 +119,14 @@ fn run(paths: Paths, args: &[String]) -> Result<Option<String>, String> {
                 _ => teardown::run(&mut engine, &opts).map(|()| None),
             }
         }
-        "update" => Err("update is not supported: berth's agent forwards each container's names to the DNS servers podman gave at setup".into()),
+        "update" => {
+            let mut engine = Engine::open(paths).map_err(|e| e.to_string())?;
+            update::run(&mut engine, &a.operands).map(|()| None)
+        }
         "" => Err("no command given: use setup, teardown or version".into()),
-        v => Err(format!("unknown command {v:?}: use setup, teardown or version")),
+        v => Err(format!(
+            "unknown command {v:?}: use setup, teardown or version"
+        )),
     }
 }
 

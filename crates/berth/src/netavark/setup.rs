@@ -163,10 +163,19 @@ fn attach(
         netns: netns.into(),
         attachments,
         publish,
+        // The container's own servers, else those of its first network that has some.
         dns: opts
             .dns_servers
+            .clone()
+            .filter(|d| !d.is_empty())
+            .or_else(|| {
+                opts.networks
+                    .keys()
+                    .filter_map(|n| opts.network_info.get(n)?.network_dns_servers.clone())
+                    .find(|d| !d.is_empty())
+            })
+            .unwrap_or_default()
             .iter()
-            .flatten()
             .map(|d| d.to_string())
             .collect(),
         agent_args: dns_port,

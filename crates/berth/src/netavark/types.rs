@@ -32,6 +32,9 @@ pub(crate) struct Network {
     pub(crate) options: Option<BTreeMap<String, String>>,
     #[serde(default)]
     pub(crate) ipam_options: Option<BTreeMap<String, String>>,
+    /// Upstream DNS servers for the network's containers (podman 4.5 and later).
+    #[serde(default)]
+    pub(crate) network_dns_servers: Option<Vec<IpAddr>>,
 }
 
 /// Per-network options of the container (`networks` values).

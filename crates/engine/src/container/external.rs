@@ -403,6 +403,37 @@ pub fn detach(
     }
 }
 
+/// Sets the DNS servers of every `owner` container on `network` (netavark's `update
+/// --network-dns-servers`): their names are forwarded there from now on. Returns how many
+/// containers changed.
+pub fn set_network_dns(
+    engine: &mut Engine,
+    owner: &str,
+    network: &str,
+    servers: &[String],
+) -> Result<usize> {
+    for d in servers {
+        berth_ipam::parse_ip(d)?;
+    }
+    let net = crate::network::find(engine, network)?;
+    let n = engine.store.write(|tx| -> Result<usize> {
+        let mut n = 0;
+        for c in tx.containers()? {
+            let on = tx
+                .endpoints_of_container(&c.id)?
+                .iter()
+                .any(|e| e.network_id == net.id);
+            if on && c.owner.as_deref() == Some(owner) {
+                tx.set_dns(&c.id, servers)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    })?;
+    crate::agent::notify_if_running(&engine.paths, None);
+    Ok(n)
+}
+
 /// Every external container of `owner` with its endpoints.
 pub fn list(engine: &mut Engine, owner: &str) -> Result<Vec<(Container, Vec<Endpoint>)>> {
     Ok(super::list(engine)?
