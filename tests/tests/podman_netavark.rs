@@ -63,6 +63,18 @@ fn podman_uses_berth_for_names_ports_isolation_reload_and_cleanup() {
     let rm = sb.berth(&["rm", "-f", "a"]);
     assert_ne!(rm.code, 0);
     assert!(rm.stderr.contains("netavark"), "{rm:?}");
+    // connect and disconnect go through the same door, on a running container.
+    p.ok("network connect n2 b");
+    assert!(
+        p.wait_reaches("b", &ip_c),
+        "b connected to n2 cannot reach c"
+    );
+    p.ok("network disconnect n2 b");
+    assert!(
+        !p.reaches("b", &ip_c),
+        "b still reaches n2 after disconnect"
+    );
+    assert!(p.reaches("b", &ip_a), "b lost n1 when leaving n2");
     // A reload keeps everything working.
     p.ok("network reload --all");
     assert!(p.wait_reaches("b", &ip_a), "after reload: b cannot reach a");
