@@ -198,6 +198,34 @@ fn del_is_complete_when_the_namespace_is_already_gone() {
 }
 
 #[test]
+fn a_record_whose_namespace_is_gone_is_stale_for_add_and_gc() {
+    let sb = Sandbox::new();
+    let c = conf("1.1.0", json!({}));
+    let ns1 = netns(&sb, "ns1");
+    add(&sb, "ctr-again", &ns1, &c);
+    sb.ok(&format!("umount {ns1} && rm {ns1}"));
+    // The runtime lost the namespace without DEL (a reboot): a new ADD is not refused.
+    let ns2 = netns(&sb, "ns2");
+    let r = add(&sb, "ctr-again", &ns2, &c);
+    assert_eq!(r["interfaces"][1]["sandbox"], ns2.as_str(), "{r}");
+    assert_eq!(sb.berth_ok(&["ps", "-q"]).lines().count(), 1);
+    // A live namespace elsewhere is not taken over.
+    let ns3 = netns(&sb, "ns3");
+    assert_error(
+        &cni(&sb, "ADD", &attach_env("ctr-again", &ns3), &c.to_string()),
+        101,
+        "namespace",
+    );
+    // berth gc removes attachments whose namespace is gone, and only those.
+    add(&sb, "ctr-lost", &ns3, &c);
+    sb.ok(&format!("umount {ns3} && rm {ns3}"));
+    let gc = sb.berth_ok(&["gc"]);
+    assert!(gc.contains("namespace is gone"), "{gc}");
+    assert_eq!(sb.berth_ok(&["ps", "-q"]).lines().count(), 1);
+    assert_eq!(links(&sb).matches("bth").count(), 1, "{}", links(&sb));
+}
+
+#[test]
 fn version_0_4_0_results_and_prev_result_chaining() {
     let sb = Sandbox::new();
     let ns = netns(&sb, "ns1");

@@ -12,7 +12,7 @@ mod connect;
 mod create;
 pub mod external;
 mod process;
-mod remove;
+pub(crate) mod remove;
 
 pub use connect::{connect, disconnect};
 pub use create::{create, RunRequest};
@@ -83,10 +83,7 @@ pub(crate) fn require_own(c: &Container) -> Result<()> {
 /// An external container counts as running while its runtime's namespace exists.
 pub fn is_running(c: &Container) -> bool {
     if c.owner.is_some() {
-        return c
-            .netns
-            .as_deref()
-            .is_some_and(|p| std::path::Path::new(p).exists());
+        return external::namespace_exists(c);
     }
     c.state == ContainerState::Running
         && match (c.pid, c.pid_start) {

@@ -110,6 +110,13 @@ pub fn attach(engine: &mut Engine, req: &AttachRequest) -> Result<Vec<Attached>>
         finished: None,
         owner: Some(req.owner.clone()),
     };
+    // A record left from a namespace that is gone (a reboot, a runtime that crashed before
+    // its teardown) is stale: clear it so that the container can start again.
+    if let Some((old, eps)) = super::find(engine, &req.owner, &req.runtime_id)? {
+        if old.netns != fresh.netns && !super::namespace_exists(&old) {
+            crate::container::remove::teardown(engine, &old, &eps)?;
+        }
+    }
     let nets: BTreeMap<String, Network> = crate::network::list(engine)?
         .into_iter()
         .map(|n| (n.id.clone(), n))

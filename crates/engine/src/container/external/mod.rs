@@ -137,6 +137,13 @@ pub fn set_network_dns(
     Ok(n)
 }
 
+/// Whether the runtime's namespace file of `c` still exists.
+pub fn namespace_exists(c: &Container) -> bool {
+    c.netns
+        .as_deref()
+        .is_some_and(|p| std::path::Path::new(p).exists())
+}
+
 /// Every external container of `owner` with its endpoints.
 pub fn list(engine: &mut Engine, owner: &str) -> Result<Vec<(Container, Vec<Endpoint>)>> {
     Ok(super::list(engine)?
