@@ -20,6 +20,15 @@ have dig || need+=(bind9-dnsutils)
 have python3 || need+=(python3)
 have dot || need+=(graphviz)
 have rsvg-convert || need+=(librsvg2-bin)
+# podman and CNI doors: real podman, its runtime, an image made from a static busybox.
+have podman || need+=(podman)
+have runc || need+=(runc)
+[ -x /usr/lib/podman/netavark ] || need+=(netavark)
+[ -x /usr/lib/podman/aardvark-dns ] || need+=(aardvark-dns)
+[ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
+{ have busybox && busybox --list >/dev/null 2>&1 && file -L "$(command -v busybox)" 2>/dev/null | grep -q static; } \
+  || need+=(busybox-static)
+have file || need+=(file)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "missing packages: ${need[*]}: run this script as root (sudo)" >&2

@@ -9,6 +9,8 @@
 //! Missing privileges or tools make a test fail with a message saying what to install; no
 //! test is ever skipped. Every command runs under `timeout`, so a hang fails the test.
 
+pub mod podman;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -80,6 +80,12 @@ pub(crate) enum Command {
     Topology(TopologyArgs),
     /// Stream network, container and firewall events.
     Events(EventsArgs),
+    /// Act as podman's netavark (what an executable named `netavark` does): setup,
+    /// teardown, version, update.
+    Netavark {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// (internal) Supervise a detached container's process.
     #[command(hide = true)]
     ContainerShim { id: String },

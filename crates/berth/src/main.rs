@@ -1,9 +1,15 @@
 //! The one berth binary: parses the command line, sets up logging, dispatches to a command
 //! module, and turns an error into the CLI's contract (`Error: ...` on stderr, exit 1; usage
 //! errors exit 2; `berth run` exits 125 when berth itself failed).
+//!
+//! Two more doors share the binary: the CNI plugin (`cni`), taken when `CNI_COMMAND` is
+//! set, and netavark's interface for podman (`netavark`), taken when the program is invoked
+//! as `netavark` or as `berth netavark ...`. Each speaks its caller's protocol on stdout.
 
 mod cli;
+mod cni;
 mod commands;
+mod netavark;
 mod table;
 
 use clap::Parser;
@@ -42,14 +48,49 @@ impl Failure {
     }
 }
 
-fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
+/// Logs go to stderr: stdout belongs to each door's protocol.
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+}
+
+/// berth's directories for the doors that take no berth options: `BERTH_ROOT` and
+/// `BERTH_RUN_ROOT`, else the defaults.
+fn env_paths() -> berth_engine::Paths {
+    let var = |k: &str, d: &str| std::env::var_os(k).unwrap_or_else(|| d.into());
+    berth_engine::Paths::new(
+        var("BERTH_ROOT", "/var/lib/berth"),
+        var("BERTH_RUN_ROOT", "/run/berth"),
+    )
+}
+
+fn main() -> ExitCode {
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    let invoked_as = std::path::Path::new(&argv0)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if invoked_as == "netavark" {
+        init_logging(&std::env::var("BERTH_LOG").unwrap_or_else(|_| "warn".into()));
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        return netavark::main(env_paths(), &args);
+    }
+    if invoked_as == "aardvark-dns" {
+        return aardvark_dns();
+    }
+    if std::env::var_os("CNI_COMMAND").is_some() {
+        init_logging(&std::env::var("BERTH_LOG").unwrap_or_else(|_| "warn".into()));
+        return cni::main(env_paths());
+    }
+    let cli = cli::Cli::parse();
+    init_logging(&cli.log_level);
+    if let cli::Command::Netavark { args } = cli.command {
+        return netavark::main(berth_engine::Paths::new(cli.root, cli.run_root), &args);
+    }
     match commands::dispatch(cli) {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Code(c)) => ExitCode::from(c.clamp(0, 255) as u8),
@@ -58,6 +99,21 @@ fn main() -> ExitCode {
             ExitCode::from(f.code)
         }
     }
+}
+
+/// podman enables DNS on a network only when it finds `aardvark-dns` beside `netavark`, so
+/// the install links that name to berth too. berth's agent answers DNS itself: there is
+/// nothing to run.
+fn aardvark_dns() -> ExitCode {
+    if std::env::args().any(|a| a == "--version" || a == "version") {
+        println!(
+            "aardvark-dns {} (berth: its agent serves DNS)",
+            netavark::NETAVARK_VERSION
+        );
+    } else {
+        eprintln!("aardvark-dns: berth's agent serves DNS for podman's networks; nothing to do");
+    }
+    ExitCode::SUCCESS
 }
 
 /// The error and its causes on one line, without repeating a cause already in the message.

@@ -55,6 +55,8 @@ pub fn start(paths: &Paths, args: &[String]) -> std::io::Result<()> {
         .arg(&paths.run_root)
         .args(["agent", "--foreground"])
         .args(args)
+        // A CNI plugin's environment would make the child take the CNI door.
+        .env_remove("CNI_COMMAND")
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -85,12 +87,18 @@ pub fn start(paths: &Paths, args: &[String]) -> std::io::Result<()> {
 /// Tells the agent the store changed (starting it if it is not running) and waits until it
 /// serves the new state. Failures are warnings: the data path does not need the agent.
 pub fn notify(paths: &Paths, timing: Option<(&str, Duration)>) {
+    notify_with(paths, timing, &[])
+}
+
+/// [`notify`], starting the agent with `start_args` (`--dns-port N`) when it is not running.
+/// A running agent keeps the options it was started with.
+pub fn notify_with(paths: &Paths, timing: Option<(&str, Duration)>, start_args: &[String]) {
     if disabled() {
         return;
     }
     let line = reload_line(timing);
     let r = request(paths, &line).or_else(|_| {
-        start(paths, &[])?;
+        start(paths, start_args)?;
         request(paths, &line)
     });
     match r {

@@ -16,7 +16,19 @@ pub(crate) fn run(engine: &mut Engine) -> Result<Vec<String>> {
     let mut done = Vec::new();
     // 1. Containers whose creator died mid-setup: remove what it built.
     //    Containers whose supervisor died: record the exit; honour --rm.
-    for (c, _) in container::list(engine)? {
+    //    External containers whose runtime's namespace is gone: their runtime lost them
+    //    (its later DEL or teardown finds nothing, which is success). Live ones are its own.
+    for (c, eps) in container::list(engine)? {
+        if c.owner.is_some() {
+            if !container::external::namespace_exists(&c) {
+                container::remove::teardown(engine, &c, &eps)?;
+                done.push(format!(
+                    "container {}: removed (its runtime's namespace is gone)",
+                    c.name
+                ));
+            }
+            continue;
+        }
         if c.state == ContainerState::Created && !container::creator_alive(&c) {
             container::remove(engine, &c.id, true)?;
             done.push(format!(

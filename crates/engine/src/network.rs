@@ -410,3 +410,93 @@ pub fn prune(engine: &mut Engine) -> Result<Vec<String>> {
     }
     Ok(removed)
 }
+
+/// The label a door puts on the networks it defines (`netavark`, `cni`): such a network
+/// follows the runtime's definition and may be redefined while it has no endpoints.
+pub const DOOR_LABEL: &str = "berth.door";
+
+/// How `net` differs from what `req` asks for, if it does (only what `req` states counts).
+fn difference(net: &Network, req: &CreateRequest) -> Option<String> {
+    let set = settings(req).ok()?;
+    let want_bridge = set.bridge.clone();
+    if want_bridge.is_some() && want_bridge != net.bridge {
+        return Some(format!(
+            "bridge {} instead of {}",
+            net.bridge.as_deref().unwrap_or("-"),
+            want_bridge.unwrap_or_default()
+        ));
+    }
+    if net.internal != req.internal {
+        return Some(format!(
+            "internal={} instead of {}",
+            net.internal, req.internal
+        ));
+    }
+    if set.mtu.is_some() && set.mtu != net.mtu {
+        return Some(format!("mtu {:?} instead of {:?}", net.mtu, set.mtu));
+    }
+    if set.icc != net.icc {
+        return Some(format!("icc={} instead of {}", net.icc, set.icc));
+    }
+    let specs = explicit_subnets(req).ok()?;
+    let have: Vec<(IpNet, std::net::IpAddr)> =
+        net.subnets.iter().map(|s| (s.subnet, s.gateway)).collect();
+    let want: Vec<(IpNet, std::net::IpAddr)> =
+        specs.iter().map(|s| (s.subnet, s.gateway)).collect();
+    if !want.is_empty() && (want.len() != have.len() || want.iter().any(|w| !have.contains(w))) {
+        let show = |v: &[(IpNet, std::net::IpAddr)]| {
+            v.iter()
+                .map(|(s, g)| format!("{s} via {g}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        return Some(format!(
+            "subnets {} instead of {}",
+            show(&have),
+            show(&want)
+        ));
+    }
+    None
+}
+
+/// The network `req` describes, as a runtime's door sees it: the existing network of that
+/// name when it matches, else a new one. A door-defined network without endpoints whose
+/// definition changed is redefined; any other mismatch is a conflict and changes nothing.
+pub fn ensure(engine: &mut Engine, req: &CreateRequest) -> Result<Network> {
+    settings(req)?;
+    explicit_subnets(req)?;
+    for _ in 0..3 {
+        let existing = engine
+            .store
+            .read(|tx| -> Result<_> { Ok(tx.network(&req.name)?) })?
+            .filter(|n| n.name == req.name);
+        let Some(net) = existing else {
+            match create(engine, req) {
+                // Another process created it meanwhile: compare with that one.
+                Err(Error::Conflict(_)) if find(engine, &req.name).is_ok() => continue,
+                r => return r,
+            }
+        };
+        let Some(diff) = difference(&net, req) else {
+            return Ok(net);
+        };
+        let unused = engine
+            .store
+            .read(|tx| -> Result<_> { Ok(tx.endpoints_of_network(&net.id)?.is_empty()) })?;
+        if !(net.labels.contains_key(DOOR_LABEL) && unused) {
+            return Err(Error::Conflict(format!(
+                "network {} exists in berth with another definition ({diff}): \
+                 remove it from berth or use another name",
+                net.name
+            )));
+        }
+        match remove(engine, &net.id) {
+            Ok(_) | Err(Error::NotFound { .. }) | Err(Error::Conflict(_)) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::Conflict(format!(
+        "network {} keeps changing under concurrent definitions: try again",
+        req.name
+    )))
+}

@@ -123,6 +123,8 @@ pub fn container(c: &Container, networks: &[(Network, Endpoint)], ports: &[PortM
         "Hostname": c.hostname,
         "AutoRemove": c.auto_remove,
         "Dns": c.dns,
+        // The door whose runtime owns the container (`netavark`, `cni`); null for berth's.
+        "Owner": c.owner,
         "Networks": nets,
         "Ports": ports_json(ports),
     })

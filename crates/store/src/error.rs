@@ -26,6 +26,17 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
+    /// True when SQLite gave up waiting for another process's transaction (try again).
+    pub fn is_busy(&self) -> bool {
+        matches!(
+            self,
+            Error::Sql {
+                source: rusqlite::Error::SqliteFailure(e, _),
+                ..
+            } if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        )
+    }
+
     /// Makes a closure that wraps a SQLite error with the operation it interrupted.
     pub(crate) fn sql(op: String) -> impl FnOnce(rusqlite::Error) -> Error {
         move |source| Error::Sql { op, source }

@@ -116,6 +116,9 @@ pub struct Container {
     pub created: String,
     pub started: Option<String>,
     pub finished: Option<String>,
+    /// `None` for berth's own containers; else the door whose runtime owns the container
+    /// and its network namespace (`netavark`, `cni`): berth only adds and removes endpoints.
+    pub owner: Option<String>,
 }
 
 /// One address of an endpoint.

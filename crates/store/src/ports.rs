@@ -85,4 +85,12 @@ impl Tx<'_> {
         }
         Ok(())
     }
+
+    /// Forgets every published port of a container (its elements are the caller's).
+    pub fn delete_ports(&self, container_id: &str) -> Result<()> {
+        self.tx
+            .execute("DELETE FROM ports WHERE container_id = ?1", [container_id])
+            .map_err(sql("delete published ports"))?;
+        Ok(())
+    }
 }

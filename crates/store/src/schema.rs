@@ -89,6 +89,10 @@ const MIGRATIONS: &[&str] = &[
         attributes TEXT NOT NULL DEFAULT '{}'
     );
     CREATE INDEX events_by_time ON events(time_us);",
+    // 4: who owns a container's network namespace: NULL for berth's own containers, else
+    // the door whose runtime made it ('netavark' for podman, 'cni'); berth never removes
+    // such a namespace, only its endpoints.
+    "ALTER TABLE containers ADD COLUMN owner TEXT;",
 ];
 
 /// Brings the schema to the newest version, one transaction per step.

@@ -37,7 +37,7 @@ fn to_json<T: serde::Serialize>(v: &T) -> String {
 const NETWORK_COLS: &str =
     "id, name, driver, bridge, internal, icc, mtu, ipv6, builtin, options, labels, created";
 const CONTAINER_COLS: &str = "id, name, hostname, command, mode, netns, pid, pid_start, state, \
-     exit_code, auto_remove, dns, created, started, finished";
+     exit_code, auto_remove, dns, created, started, finished, owner";
 const ENDPOINT_COLS: &str = "id, container_id, network_id, ifname, host_ifname, mac, aliases";
 
 /// Raw network row, before its subnets are attached.
@@ -85,6 +85,7 @@ fn container_row(r: &Row<'_>) -> rusqlite::Result<ContainerRaw> {
             created: r.get(12)?,
             started: r.get(13)?,
             finished: r.get(14)?,
+            owner: r.get(15)?,
         },
         r.get(3)?,
         r.get(4)?,
@@ -276,7 +277,7 @@ impl<'a> Tx<'a> {
     pub fn insert_container(&self, c: &Container) -> Result<()> {
         let q = format!(
             "INSERT INTO containers ({CONTAINER_COLS}) \
-             VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)"
+             VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)"
         );
         self.tx
             .execute(
@@ -296,7 +297,8 @@ impl<'a> Tx<'a> {
                     to_json(&c.dns),
                     c.created,
                     c.started,
-                    c.finished
+                    c.finished,
+                    c.owner
                 ],
             )
             .map_err(sql("insert container"))?;
@@ -323,6 +325,17 @@ impl<'a> Tx<'a> {
                 params![id, exit_code, at],
             )
             .map_err(sql("record container exit"))?;
+        Ok(())
+    }
+
+    /// Replaces the DNS servers a container's names are forwarded to.
+    pub fn set_dns(&self, id: &str, dns: &[String]) -> Result<()> {
+        self.tx
+            .execute(
+                "UPDATE containers SET dns = ?2 WHERE id = ?1",
+                params![id, to_json(&dns)],
+            )
+            .map_err(sql("record container DNS servers"))?;
         Ok(())
     }
 

@@ -45,6 +45,7 @@ fn container(id: &str) -> Container {
         created: "2026-01-01T00:00:00Z".into(),
         started: None,
         finished: None,
+        owner: None,
     }
 }
 

@@ -54,7 +54,11 @@ pub(crate) fn dispatch(cli: Cli) -> Result<Outcome, Failure> {
         Command::Diagnose(a) => diagnose::run(&mut engine, a),
         Command::Topology(a) => topology::run(&mut engine, a),
         Command::Events(a) => events::run(&mut engine, a),
-        Command::Run(_) | Command::Create(_) | Command::Start { .. } | Command::Agent(_) => {
+        Command::Run(_)
+        | Command::Create(_)
+        | Command::Start { .. }
+        | Command::Agent(_)
+        | Command::Netavark { .. } => {
             unreachable!("handled above")
         }
     }

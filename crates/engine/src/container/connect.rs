@@ -38,6 +38,7 @@ pub fn connect(
     let ip = ip.map(ipam::parse_ip).transpose()?;
     let net = crate::network::find(engine, network)?;
     let c = super::find(engine, container)?;
+    super::require_own(&c)?;
     if net.driver != "bridge" {
         return Err(Error::Invalid(format!(
             "network {} uses the {} driver: containers cannot be connected to it",
@@ -68,7 +69,7 @@ pub fn connect(
         }
         let n = (0..).find(|i| !eps.iter().any(|e| e.ifname == format!("eth{i}")));
         let ifname = format!("eth{}", n.expect("unbounded range"));
-        let ep = plan_endpoint(tx, &c.id, &net, ifname, ip, aliases)?;
+        let ep = plan_endpoint(tx, &c.id, &net, ifname, ip.as_slice(), None, aliases)?;
         tx.insert_endpoint(&ep)?;
         Ok(ep)
     })?;
@@ -88,6 +89,7 @@ pub fn connect(
 pub fn disconnect(engine: &mut Engine, network: &str, container: &str) -> Result<()> {
     let net = crate::network::find(engine, network)?;
     let c = super::find(engine, container)?;
+    super::require_own(&c)?;
     let eps = super::endpoints(engine, &c.id)?;
     let ep = eps
         .into_iter()

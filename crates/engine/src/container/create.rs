@@ -123,20 +123,23 @@ fn specs(net: &Network) -> Vec<SubnetSpec> {
 }
 
 /// Allocates addresses for a new endpoint of `container_id` on `net` inside a write
-/// transaction: the static `ip` if given (it must fit one of the subnets), else the lowest
-/// free address of each subnet.
+/// transaction: the static `ips` where given (each must fit a different subnet), else the
+/// lowest free address of each subnet. The MAC is `mac` when given, else derived from the
+/// first IPv4 address.
 pub(crate) fn plan_endpoint(
     tx: &berth_store::Tx<'_>,
     container_id: &str,
     net: &Network,
     ifname: String,
-    ip: Option<IpAddr>,
+    ips: &[IpAddr],
+    mac: Option<[u8; 6]>,
     aliases: &[String],
 ) -> Result<Endpoint> {
     let used = tx.used_addresses(&net.id)?;
     let specs = specs(net);
     let mut addresses = Vec::new();
-    if let Some(ip) = ip {
+    let mut taken_subnets = Vec::new();
+    for &ip in ips {
         let i = ipam::subnet_for(&specs, ip).ok_or_else(|| {
             Error::Invalid(format!(
                 "address {ip} is outside the subnets of network {} ({})",
@@ -148,6 +151,13 @@ pub(crate) fn plan_endpoint(
                     .join(", ")
             ))
         })?;
+        if taken_subnets.contains(&i) {
+            return Err(Error::Invalid(format!(
+                "two static addresses given for subnet {} of network {}",
+                specs[i].subnet, net.name
+            )));
+        }
+        taken_subnets.push(i);
         ipam::check_static(&specs[i], ip, &used).map_err(|e| match e {
             ipam::Error::InUse { .. } => Error::Conflict(format!(
                 "address {ip} is already in use on network {}",
@@ -157,8 +167,8 @@ pub(crate) fn plan_endpoint(
         })?;
     }
     for s in &specs {
-        let addr = match ip.filter(|a| s.subnet.contains(a)) {
-            Some(a) => a,
+        let addr = match ips.iter().find(|a| s.subnet.contains(*a)) {
+            Some(a) => *a,
             None => ipam::allocate(s, &used)?,
         };
         addresses.push(EndpointAddress {
@@ -175,7 +185,7 @@ pub(crate) fn plan_endpoint(
         container_id: container_id.to_string(),
         network_id: net.id.clone(),
         ifname,
-        mac: format_mac(mac_for(first_v4)),
+        mac: format_mac(mac.unwrap_or_else(|| mac_for(first_v4))),
         aliases: aliases.to_vec(),
         addresses,
     })
@@ -204,6 +214,7 @@ pub fn create(engine: &mut Engine, req: &RunRequest) -> Result<Container> {
         created: now(),
         started: None,
         finished: None,
+        owner: None,
     };
     let (endpoints, published) = engine.store.write(|tx| -> Result<_> {
         if tx.container(&c.name)?.is_some_and(|o| o.name == c.name) {
@@ -216,7 +227,15 @@ pub fn create(engine: &mut Engine, req: &RunRequest) -> Result<Container> {
         let mut eps = Vec::new();
         for (i, net) in c.networks.iter().enumerate() {
             let ip = if i == 0 { c.ip } else { None };
-            let ep = plan_endpoint(tx, &c.id, net, format!("eth{i}"), ip, &req.aliases)?;
+            let ep = plan_endpoint(
+                tx,
+                &c.id,
+                net,
+                format!("eth{i}"),
+                ip.as_slice(),
+                None,
+                &req.aliases,
+            )?;
             tx.insert_endpoint(&ep)?;
             eps.push(ep);
         }
@@ -230,7 +249,7 @@ pub fn create(engine: &mut Engine, req: &RunRequest) -> Result<Container> {
             let ep = crate::fw::published_endpoint(&eps, &nets).expect("checked: not internal");
             let (v4, v6) = ports::targets(std::slice::from_ref(ep));
             ports::check_targets(&c.publish, v4, v6)?;
-            let rows = ports::allocate(tx, &c.id, &c.publish)?;
+            let rows = ports::allocate(tx, &c.id, &c.publish, true)?;
             tx.insert_ports(&rows)?;
             published = ports::elements(&rows, v4, v6);
         }

@@ -3,11 +3,16 @@
 //! A container is a process in its own network, UTS and mount namespaces; the host's
 //! filesystem stays visible. Its network namespace is a file under `<run-root>/netns` that
 //! outlives the process until the container is removed, so `exec` works after it exits.
+//!
+//! Containers of other runtimes (podman through the netavark door, CNI runtimes) are
+//! *external*: the runtime owns the process and the namespace, berth adds and removes their
+//! endpoints (`external`) and shows them with its own.
 
 mod connect;
 mod create;
+pub mod external;
 mod process;
-mod remove;
+pub(crate) mod remove;
 
 pub use connect::{connect, disconnect};
 pub use create::{create, RunRequest};
@@ -62,8 +67,24 @@ pub fn endpoints(engine: &mut Engine, id: &str) -> Result<Vec<Endpoint>> {
         .read(|tx| -> Result<_> { Ok(tx.endpoints_of_container(id)?) })
 }
 
+/// Refuses berth's own verbs on a container another runtime owns.
+pub(crate) fn require_own(c: &Container) -> Result<()> {
+    match &c.owner {
+        None => Ok(()),
+        Some(owner) => Err(Error::Conflict(format!(
+            "container {} belongs to a runtime that uses berth through its {owner} door: \
+             manage it with that runtime (podman, the CNI runtime)",
+            c.name
+        ))),
+    }
+}
+
 /// True when the container's recorded process is alive (and is still the same process).
+/// An external container counts as running while its runtime's namespace exists.
 pub fn is_running(c: &Container) -> bool {
+    if c.owner.is_some() {
+        return external::namespace_exists(c);
+    }
     c.state == ContainerState::Running
         && match (c.pid, c.pid_start) {
             (Some(pid), Some(start)) => kproc::is_alive(pid, start),

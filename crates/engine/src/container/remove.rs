@@ -33,6 +33,7 @@ fn wait_dead(c: &Container, timeout: Duration) -> bool {
 /// Sends SIGTERM, waits up to `timeout`, then SIGKILL. Stopping a stopped container is fine.
 pub fn stop(engine: &mut Engine, reference: &str, timeout: Duration) -> Result<String> {
     let c = super::find(engine, reference)?;
+    super::require_own(&c)?;
     if !super::is_running(&c) {
         return Ok(c.name);
     }
@@ -80,6 +81,7 @@ pub fn remove(engine: &mut Engine, reference: &str, force: bool) -> Result<Optio
         Err(Error::NotFound { .. }) if force => return Ok(None),
         Err(e) => return Err(e),
     };
+    super::require_own(&c)?;
     if super::is_running(&c) {
         if !force {
             return Err(Error::Conflict(format!(
@@ -111,7 +113,8 @@ pub fn remove(engine: &mut Engine, reference: &str, force: bool) -> Result<Optio
 }
 
 /// Removes everything of a container, going on past failures; reports all of them.
-/// Works when the namespace file or the namespace itself is already gone.
+/// Works when the namespace file or the namespace itself is already gone. The namespace of
+/// an external container belongs to its runtime and stays.
 pub(crate) fn teardown(engine: &mut Engine, c: &Container, eps: &[Endpoint]) -> Result<()> {
     let t0 = Instant::now();
     let mut errors = Vec::new();
@@ -133,7 +136,7 @@ pub(crate) fn teardown(engine: &mut Engine, c: &Container, eps: &[Endpoint]) -> 
             Err(e) => errors.push(e.to_string()),
         }
     }
-    if let Some(p) = &c.netns {
+    if let Some(p) = c.netns.as_ref().filter(|_| c.owner.is_none()) {
         if let Err(e) = netns::remove(std::path::Path::new(p)) {
             errors.push(format!("remove network namespace {p}: {e}"));
         }
@@ -162,7 +165,7 @@ pub(crate) fn teardown(engine: &mut Engine, c: &Container, eps: &[Endpoint]) -> 
 
 /// Removes a container's port elements and flushes their conntrack entries. Its rows go
 /// with the container's row.
-fn unpublish(engine: &mut Engine, c: &Container, eps: &[Endpoint]) -> Result<()> {
+pub(crate) fn unpublish(engine: &mut Engine, c: &Container, eps: &[Endpoint]) -> Result<()> {
     let (rows, nets) = engine.store.read(|tx| -> Result<_> {
         let nets: BTreeMap<String, Network> = tx
             .networks()?

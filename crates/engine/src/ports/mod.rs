@@ -58,13 +58,19 @@ fn conflict(p: &PortMapping, owner: &str) -> Error {
 }
 
 /// Turns `specs` into concrete rows for `container_id` inside a write transaction: checks
-/// each host port against the store and the host's listening sockets, and picks free
-/// ephemeral ports where none were given.
+/// each host port against the store and (with `probe`) the host's listening sockets, and
+/// picks free ephemeral ports where none were given. Runtimes behind the doors reserve
+/// their host ports themselves (podman binds them), so they are not probed.
 pub(crate) fn allocate(
     tx: &Tx<'_>,
     container_id: &str,
     specs: &[PublishSpec],
+    probe: bool,
 ) -> Result<Vec<PortMapping>> {
+    let check = |host, proto, port| match probe {
+        true => probe::check(host, proto, port),
+        false => Ok(()),
+    };
     let mut out: Vec<PortMapping> = Vec::new();
     for s in specs {
         let taken = |port: u16, out: &[PortMapping]| -> Result<Option<Error>> {
@@ -99,13 +105,13 @@ pub(crate) fn allocate(
                     if let Some(e) = taken(h0 + i, &out)? {
                         return Err(e);
                     }
-                    probe::check(s.host_ip, s.proto, h0 + i)?;
+                    check(s.host_ip, s.proto, h0 + i)?;
                     out.push(row(h0 + i, c0 + i));
                 }
             }
             // A host range for one container port: its first free port.
             Some((h0, h1)) => {
-                let port = first_free(&taken, s, h0, h1, &out)?.ok_or_else(|| {
+                let port = first_free(&taken, &check, s, h0, h1, &out)?.ok_or_else(|| {
                     Error::Conflict(format!(
                         "no free host port in {h0}-{h1}/{} for container port {c0}",
                         s.proto.as_str()
@@ -116,7 +122,7 @@ pub(crate) fn allocate(
             None => {
                 let (lo, hi) = probe::ephemeral_range();
                 for c in c0..=c1 {
-                    let port = first_free(&taken, s, lo, hi, &out)?.ok_or_else(|| {
+                    let port = first_free(&taken, &check, s, lo, hi, &out)?.ok_or_else(|| {
                         Error::Conflict(format!(
                             "no free host port in the ephemeral range {lo}-{hi}/{}",
                             s.proto.as_str()
@@ -132,13 +138,14 @@ pub(crate) fn allocate(
 
 fn first_free(
     taken: &impl Fn(u16, &[PortMapping]) -> Result<Option<Error>>,
+    check: &impl Fn(HostIp, Proto, u16) -> Result<()>,
     s: &PublishSpec,
     lo: u16,
     hi: u16,
     out: &[PortMapping],
 ) -> Result<Option<u16>> {
     for port in lo..=hi {
-        if taken(port, out)?.is_none() && probe::check(s.host_ip, s.proto, port).is_ok() {
+        if taken(port, out)?.is_none() && check(s.host_ip, s.proto, port).is_ok() {
             return Ok(Some(port));
         }
     }

@@ -293,6 +293,7 @@ mod tests {
             created: String::new(),
             started: None,
             finished: None,
+            owner: None,
         };
         let ep = Endpoint {
             id: "e1".into(),

@@ -1,0 +1,176 @@
+//! The netavark door: podman 4.x runs `netavark [--config DIR] [--rootless BOOL]
+//! [--aardvark-binary PATH] setup|teardown NETNS_PATH` with `NetworkOptions` JSON on stdin,
+//! `netavark version`, and (podman 4.5+) `netavark update NETWORK --network-dns-servers IPS`. berth answers exactly as netavark does: a map of network name to
+//! `StatusBlock` on stdout for setup, nothing for teardown, and on any failure
+//! `{"error": "..."}` on stdout with exit 1 — never anything else on stdout.
+//!
+//! podman's network definitions arrive with every call and are mapped onto berth networks
+//! (`network::ensure`, labelled `berth.door=netavark`); podman's containers become external
+//! containers (owner `netavark`) in podman's own namespace. DNS is berth's agent on the
+//! gateways (port `NETAVARK_DNS_PORT`, else 53); the `aardvark-dns` podman looks for is the
+//! same binary, which has nothing to do when run.
+
+mod setup;
+mod teardown;
+mod types;
+mod update;
+
+use berth_engine::{Engine, Paths};
+use std::io::Read;
+use std::process::ExitCode;
+
+/// The netavark release whose interface berth speaks.
+pub(crate) const NETAVARK_VERSION: &str = "1.4.0";
+/// The owner recorded on podman's containers.
+pub(crate) const OWNER: &str = "netavark";
+
+/// The parsed command line.
+#[derive(Debug, Default, PartialEq)]
+struct Args {
+    file: Option<String>,
+    verb: String,
+    operands: Vec<String>,
+}
+
+fn parse(args: &[String]) -> Result<Args, String> {
+    let mut out = Args::default();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let (key, inline) = match a.split_once('=') {
+            Some((k, v)) if k.starts_with('-') => (k, Some(v.to_string())),
+            _ => (a.as_str(), None),
+        };
+        let mut value = |name: &str| {
+            inline
+                .clone()
+                .or_else(|| it.next().cloned())
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        match key {
+            "-c" | "--config" => drop(value("--config")?),
+            "-a" | "--aardvark-binary" => drop(value("--aardvark-binary")?),
+            "-r" | "--rootless" => {
+                let v = value("--rootless")?;
+                match v.as_str() {
+                    "false" => {}
+                    "true" => {
+                        return Err(
+                            "rootless mode is not supported by berth: run podman as root".into(),
+                        )
+                    }
+                    v => return Err(format!("invalid --rootless value {v:?}: use true or false")),
+                }
+            }
+            "-f" | "--file" => out.file = Some(value("--file")?),
+            k if k.starts_with('-') && out.verb.is_empty() => {
+                return Err(format!("unknown option {k}"))
+            }
+            _ if out.verb.is_empty() => out.verb = a.clone(),
+            // The verb's own options (update's --network-dns-servers) are its operands.
+            _ => {
+                out.operands.push(key.to_string());
+                if let Some(v) = inline {
+                    out.operands.push(v);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the door with the arguments after the program name.
+pub(crate) fn main(paths: Paths, args: &[String]) -> ExitCode {
+    match run(paths, args) {
+        Ok(Some(out)) => {
+            println!("{out}");
+            ExitCode::SUCCESS
+        }
+        Ok(None) => ExitCode::SUCCESS,
+        Err(e) => {
+            println!("{}", serde_json::json!({ "error": e }));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(paths: Paths, args: &[String]) -> Result<Option<String>, String> {
+    let a = parse(args)?;
+    match a.verb.as_str() {
+        "version" => Ok(Some(
+            serde_json::json!({
+                "version": NETAVARK_VERSION,
+                "commit": format!("berth {}", env!("CARGO_PKG_VERSION")),
+                "build_time": "",
+                "target": std::env::consts::ARCH,
+            })
+            .to_string(),
+        )),
+        "setup" | "teardown" => {
+            let [netns] = a.operands.as_slice() else {
+                return Err(format!(
+                    "{} needs one argument: the network namespace path",
+                    a.verb
+                ));
+            };
+            let opts = read_options(a.file.as_deref())?;
+            let mut engine = Engine::open(paths).map_err(|e| e.to_string())?;
+            match a.verb.as_str() {
+                "setup" => setup::run(&mut engine, netns, &opts).map(Some),
+                _ => teardown::run(&mut engine, &opts).map(|()| None),
+            }
+        }
+        "update" => {
+            let mut engine = Engine::open(paths).map_err(|e| e.to_string())?;
+            update::run(&mut engine, &a.operands).map(|()| None)
+        }
+        "" => Err("no command given: use setup, teardown or version".into()),
+        v => Err(format!(
+            "unknown command {v:?}: use setup, teardown or version"
+        )),
+    }
+}
+
+/// `NetworkOptions` from `--file` (or `-`, stdin).
+fn read_options(file: Option<&str>) -> Result<types::NetworkOptions, String> {
+    let text = match file {
+        None | Some("-") => {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .map_err(|e| format!("read network options from stdin: {e}"))?;
+            s
+        }
+        Some(p) => std::fs::read_to_string(p).map_err(|e| format!("read {p}: {e}"))?,
+    };
+    serde_json::from_str(&text).map_err(|e| format!("invalid network options JSON: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn parses_podmans_command_lines() {
+        let a = parse(&strings(&[
+            "--config",
+            "/run/containers/networks",
+            "--rootless=false",
+            "--aardvark-binary=/usr/lib/podman/aardvark-dns",
+            "setup",
+            "/run/netns/netns-1",
+        ]))
+        .unwrap();
+        assert_eq!(a.verb, "setup");
+        assert_eq!(a.operands, ["/run/netns/netns-1"]);
+        let e = parse(&strings(&["--rootless", "true", "setup", "x"])).unwrap_err();
+        assert!(e.contains("rootless"), "{e}");
+        let e = parse(&strings(&["--bogus", "setup"])).unwrap_err();
+        assert!(e.contains("--bogus"), "{e}");
+        let e = parse(&strings(&["--config"])).unwrap_err();
+        assert!(e.contains("needs a value"), "{e}");
+    }
+}

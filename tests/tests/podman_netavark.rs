@@ -1,0 +1,175 @@
+//! Real podman with berth as its netavark: names and addresses, published ports, isolation
+//! between networks, `network reload`, cleanup on `rm -f`, and the door's error JSON.
+
+use berth_tests::podman::{Backend, Podman};
+use berth_tests::{shell_quote, Sandbox};
+use serde_json::{json, Value};
+
+/// Host → 127.0.0.1:`port`, one line echoed back.
+fn host_reaches(sb: &Sandbox, port: u16) -> bool {
+    (0..20).any(|_| {
+        let o = sb.sh(&format!(
+            "echo ping | timeout 3 socat -T2 - TCP:127.0.0.1:{port},connect-timeout=2"
+        ));
+        let ok = o.stdout.trim() == "ping";
+        if !ok {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        ok
+    })
+}
+
+/// What must be gone after the last container: links, addresses, firewall elements.
+fn leftovers(sb: &Sandbox) -> String {
+    sb.ok(
+        "ip -br link | awk '$1 != \"lo\" {print \"link\", $1}'; \
+         ip -br addr | awk '$1 != \"lo\" && $3 != \"\" {print \"addr\", $1, $3}'; \
+         nft -j list table inet berth 2>/dev/null | jq -r '.nftables[] | (.set // .map) | select(.elem) | \"elements \" + .name' || true",
+    )
+}
+
+#[test]
+fn podman_uses_berth_for_names_ports_isolation_reload_and_cleanup() {
+    let sb = Sandbox::new();
+    let p = Podman::new(&sb, Backend::Berth);
+    p.ok("network create n1");
+    p.ok("network create n2");
+    p.echo_server("a", "--network n1 -p 8080:80");
+    p.echo_server("b", "--network n1");
+    p.echo_server("c", "--network n2");
+    let (ip_a, ip_c) = (p.ip("a", "n1"), p.ip("c", "n2"));
+    assert!(p.wait_reaches("b", &ip_a), "b cannot reach a at {ip_a}");
+    assert!(p.wait_reaches("b", "a"), "b cannot reach a by name");
+    assert!(
+        host_reaches(&sb, 8080),
+        "-p 8080:80 not reachable on 127.0.0.1"
+    );
+    assert!(!p.reaches("c", &ip_a), "n2 reached n1");
+    assert!(!p.reaches("b", &ip_c), "n1 reached n2");
+    // berth shows podman's containers and networks.
+    let ps: Value = serde_json::from_str(&sb.berth_ok(&["ps", "--format", "json"])).unwrap();
+    let mut names: Vec<&str> = ps
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["Name"].as_str())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["a", "b", "c"], "{ps}");
+    let net: Value = serde_json::from_str(&sb.berth_ok(&["network", "inspect", "n1"])).unwrap();
+    assert_eq!(net[0]["Containers"].as_object().unwrap().len(), 2, "{net}");
+    assert_eq!(net[0]["Labels"]["berth.door"], "netavark");
+    // berth refuses to remove what podman owns.
+    let rm = sb.berth(&["rm", "-f", "a"]);
+    assert_ne!(rm.code, 0);
+    assert!(rm.stderr.contains("netavark"), "{rm:?}");
+    // connect and disconnect go through the same door, on a running container.
+    p.ok("network connect n2 b");
+    assert!(
+        p.wait_reaches("b", &ip_c),
+        "b connected to n2 cannot reach c"
+    );
+    p.ok("network disconnect n2 b");
+    assert!(
+        !p.reaches("b", &ip_c),
+        "b still reaches n2 after disconnect"
+    );
+    assert!(p.reaches("b", &ip_a), "b lost n1 when leaving n2");
+    // A reload keeps everything working.
+    p.ok("network reload --all");
+    assert!(p.wait_reaches("b", &ip_a), "after reload: b cannot reach a");
+    assert!(p.wait_reaches("b", "a"), "after reload: no name");
+    assert!(host_reaches(&sb, 8080), "after reload: port gone");
+    assert!(!p.reaches("c", &ip_a), "after reload: n2 reached n1");
+    // rm -f leaves nothing behind.
+    p.ok("rm -f -t 0 a b c");
+    assert_eq!(leftovers(&sb), "");
+    assert_eq!(sb.berth_ok(&["ps", "-a", "-q"]), "");
+}
+
+/// Runs the door directly; asserts one `{"error": ...}` object on stdout and a failure.
+fn assert_door_error(sb: &Sandbox, args: &str, stdin: &str, part: &str) {
+    let out = sb.sh(&format!(
+        "printf %s {} | berth netavark {args}",
+        shell_quote(stdin)
+    ));
+    assert_ne!(out.code, 0, "{args}: {out:?}");
+    let v: Value = serde_json::from_str(out.stdout.trim())
+        .unwrap_or_else(|e| panic!("{args}: stdout is not one JSON object ({e}): {out:?}"));
+    let msg = v["error"].as_str().unwrap_or_default();
+    assert!(msg.contains(part), "{args}: error {msg:?} lacks {part:?}");
+    assert_eq!(v.as_object().unwrap().len(), 1, "{v}");
+}
+
+fn options(driver: &str, ports: Value) -> String {
+    json!({
+        "container_id": "f".repeat(64),
+        "container_name": "x",
+        "networks": {"n9": {"interface_name": "eth0"}},
+        "network_info": {"n9": {
+            "name": "n9", "id": "9".repeat(64), "driver": driver,
+            "network_interface": "podman9",
+            "subnets": [{"subnet": "10.99.9.0/24", "gateway": "10.99.9.1"}],
+            "ipv6_enabled": false, "internal": false, "dns_enabled": true,
+            "ipam_options": {"driver": "host-local"}
+        }},
+        "port_mappings": ports,
+    })
+    .to_string()
+}
+
+#[test]
+fn netavark_door_errors_are_json_only_and_change_nothing() {
+    let sb = Sandbox::new();
+    let ns = sb.root().parent().unwrap().join("ns").display().to_string();
+    sb.ok(&format!(
+        "touch {ns} && unshare --net={ns} true && mkdir -p \"$BERTH_RUN_ROOT\""
+    ));
+    let before = sb.state();
+    let good = options("bridge", json!([]));
+    assert_door_error(
+        &sb,
+        &format!("setup {ns}"),
+        "{nope",
+        "invalid network options JSON",
+    );
+    assert_door_error(&sb, "setup /nonexistent/ns", &good, "/nonexistent/ns");
+    assert_door_error(
+        &sb,
+        &format!("setup {ns}"),
+        &options("macvlan", json!([])),
+        "macvlan",
+    );
+    let bad_port = json!([{"host_ip": "", "container_port": 80, "host_port": 0, "range": 1, "protocol": "tcp"}]);
+    assert_door_error(
+        &sb,
+        &format!("setup {ns}"),
+        &options("bridge", bad_port),
+        "port",
+    );
+    let bad_proto = json!([{"host_ip": "", "container_port": 80, "host_port": 8080, "range": 1, "protocol": "icmp"}]);
+    assert_door_error(
+        &sb,
+        &format!("setup {ns}"),
+        &options("bridge", bad_proto),
+        "icmp",
+    );
+    assert_door_error(
+        &sb,
+        &format!("--rootless true setup {ns}"),
+        &good,
+        "rootless",
+    );
+    assert_door_error(&sb, "setup", &good, "namespace path");
+    assert_door_error(&sb, "frobnicate", "", "frobnicate");
+    assert_eq!(sb.state(), before, "a failed setup changed state");
+    // version answers like netavark 1.4.
+    let v: Value = serde_json::from_str(&sb.berth_ok(&["netavark", "version"])).unwrap();
+    assert_eq!(v["version"], "1.4.0", "{v}");
+    // Teardown of what was never set up succeeds and prints nothing.
+    let out = sb.sh(&format!(
+        "printf %s {} | berth netavark teardown {ns}",
+        shell_quote(&good)
+    ));
+    assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{out:?}");
+}
