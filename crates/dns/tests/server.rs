@@ -460,11 +460,9 @@ fn a_thousand_containers_are_indexed_fast_and_resolvable() {
     let t = Instant::now();
     s.set_records(&snap).unwrap();
     let took = t.elapsed();
-    // Unoptimised test builds are several times slower than release.
-    assert!(
-        took < Duration::from_millis(100),
-        "set_records took {took:?}"
-    );
+    // A bound against pathological (e.g. quadratic) indexing, not a performance claim: this
+    // is an unoptimised build on a shared machine; bench/dns measures the real figures.
+    assert!(took < Duration::from_secs(2), "set_records took {took:?}");
     let r = ask(addr, ALPHA, "alias999.front.berth.internal", RecordType::A);
     assert_eq!(addrs(&r), [ip("127.0.103.251")]);
 }
