@@ -1,4 +1,5 @@
-//! rtnetlink (NETLINK_ROUTE) requests: links, addresses, routes.
+//! rtnetlink (NETLINK_ROUTE) requests: links, addresses, routes, VXLAN devices with their
+//! FDB and neighbour entries.
 //!
 //! Each builder sends exactly one request and waits for the kernel's
 //! acknowledgement, so errors come back typed ([`crate::Error::Netlink`])
@@ -8,11 +9,13 @@ mod addr;
 mod link;
 mod route;
 mod socket;
+mod vxlan;
 
 pub use addr::Address;
 pub use link::Link;
 pub use route::{Route, TABLE_LOCAL, TABLE_MAIN};
 pub use socket::Netlink;
+pub use vxlan::{fmt_mac, FdbEntry, Neighbour, FLOOD_MAC, VXLAN_PORT};
 
 use crate::{Error, Result};
 
