@@ -45,10 +45,23 @@ fn handle(conn: UnixStream, st: &mut State) -> std::io::Result<()> {
     (&conn).write_all(format!("{answer}\n").as_bytes())
 }
 
-/// Re-reads the store and hands DNS its new records and listeners.
+/// Re-reads the store, programs overlay peers (a new VXLAN device gets its entries before
+/// the door's command returns) and hands DNS its new records and listeners.
 pub(crate) fn reload(st: &mut State) -> Result<(), String> {
+    if let Some(peers) = st.peers.clone() {
+        for e in crate::overlay::program(&mut st.engine, &peers) {
+            tracing::warn!("overlay: {e}");
+        }
+    }
+    reload_dns(st)
+}
+
+/// Re-reads the store (and the remote overlay endpoints) and hands DNS its new records and
+/// listeners.
+pub(crate) fn reload_dns(st: &mut State) -> Result<(), String> {
+    let remote = st.peers.as_ref().map(|p| p.remote()).unwrap_or_default();
     let (snap, listeners, counts) =
-        snapshot::read(&mut st.engine, st.dns_port).map_err(|e| e.to_string())?;
+        snapshot::read(&mut st.engine, st.dns_port, &remote).map_err(|e| e.to_string())?;
     st.dns.set_records(&snap).map_err(|e| e.to_string())?;
     st.dns
         .set_listeners(&listeners)

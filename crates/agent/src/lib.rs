@@ -2,7 +2,8 @@
 //!
 //! It serves DNS for containers ([`berth_dns`]) on the gateways of bridge networks, restores
 //! berth's nftables table when someone deletes or flushes it (`repair`, from nf_tables
-//! notifications), and exports metrics on 127.0.0.1:9355 (`metrics`). The doors tell it about
+//! notifications), keeps this host registered in the cluster store and programs the peers
+//! of its overlay networks (`overlay`, when a store is configured), and exports metrics on 127.0.0.1:9355 (`metrics`). The doors tell it about
 //! changes over `<run-root>/agent.sock` (`control`; the client side is
 //! `berth_engine::agent`), and start it on demand. Killing it stops none of that traffic:
 //! links, addresses and the firewall live in the kernel; DNS answers again once it restarts.
@@ -11,6 +12,7 @@
 
 mod control;
 mod metrics;
+mod overlay;
 mod repair;
 mod snapshot;
 
@@ -61,6 +63,8 @@ pub(crate) struct State {
     pub(crate) dns: berth_dns::Server,
     pub(crate) dns_port: u16,
     pub(crate) metrics: metrics::AgentMetrics,
+    /// Endpoints of other hosts, when a cluster store is configured.
+    pub(crate) peers: Option<Arc<overlay::Peers>>,
 }
 
 /// Runs the agent in the foreground until SIGTERM or SIGINT.
@@ -101,9 +105,18 @@ pub fn run(paths: Paths, opts: Options) -> Result<(), Error> {
         dns,
         dns_port: opts.dns_port,
         metrics: agent_metrics.clone(),
+        peers: paths
+            .cluster
+            .as_ref()
+            .map(|c| Arc::new(overlay::Peers::new(&c.host))),
     };
     control::reload(&mut state).map_err(Error::Reload)?;
+    let peers = state.peers.clone();
     let state = Arc::new(Mutex::new(state));
+    if let (Some(cfg), Some(peers)) = (paths.cluster.clone(), peers) {
+        overlay::spawn(paths.clone(), cfg, peers, Arc::clone(&state))
+            .map_err(io("start the overlay thread"))?;
+    }
 
     if let Some(addr) = opts.metrics {
         metrics::serve(addr, Arc::new(Mutex::new(registry)))

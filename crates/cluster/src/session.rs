@@ -230,6 +230,29 @@ impl Session {
         }
     }
 
+    /// Deletes one of this host's endpoint records and its address claim (left behind when
+    /// a container was removed while the store was unreachable).
+    pub fn withdraw(&mut self, ep: &EndpointRecord, claim: &Claim) -> Result<()> {
+        let url = self.config.url.clone();
+        let ckey = keys::claim(&ep.network_id, ep.ip);
+        let txn = Txn::new()
+            .when([Compare::value(
+                ckey.clone(),
+                CompareOp::Equal,
+                encode(claim),
+            )])
+            .and_then([TxnOp::delete(ckey, None)]);
+        let mut c = self.client.clone();
+        self.rt
+            .block_on(async {
+                c.delete(keys::endpoint(&ep.network_id, &ep.id), None)
+                    .await?;
+                c.txn(txn).await
+            })
+            .map_err(|e| from_etcd(&url, "withdraw an endpoint", e))
+            .map(drop)
+    }
+
     /// Puts this host's own endpoints (and their address claims) back under the current
     /// lease, after a restart or a lost lease. Returns one message per endpoint that could
     /// not be restored (its address was claimed by another host meanwhile).

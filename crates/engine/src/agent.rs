@@ -50,8 +50,14 @@ pub fn start(paths: &Paths, args: &[String]) -> std::io::Result<()> {
     cmd.arg("--root")
         .arg(&paths.root)
         .arg("--run-root")
-        .arg(&paths.run_root)
-        .args(["agent", "--foreground"])
+        .arg(&paths.run_root);
+    if let Some(c) = &paths.cluster {
+        cmd.args(["--store", &c.url, "--host-name", &c.host]);
+        if let Some(a) = c.advertise {
+            cmd.arg("--advertise").arg(a.to_string());
+        }
+    }
+    cmd.args(["agent", "--foreground"])
         .args(args)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)

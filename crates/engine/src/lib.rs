@@ -13,7 +13,8 @@
 //! Layout: [`network`] (create, list, remove, connect), [`container`] (run, stop, rm, exec),
 //! `bridge` (the bridge driver: activating a network on this host), `endpoint` (one veth
 //! attachment), `gc` (reconcile kernel and store), [`ports`] (published ports), `fw` (the firewall
-//! opened, repaired and reloaded from the store), [`view`] (inspect JSON).
+//! opened, repaired and reloaded from the store), [`view`] (inspect JSON), [`overlay`] (networks
+//! across hosts, in the cluster store).
 
 pub mod agent;
 mod bridge;
@@ -26,6 +27,7 @@ mod gc;
 mod ids;
 mod lock;
 pub mod network;
+pub mod overlay;
 mod paths;
 pub mod ports;
 mod validate;

@@ -36,7 +36,7 @@ const OPT_BRIDGE_NAME: [&str; 2] = ["bridge_name", "com.docker.network.bridge.na
 const OPT_ICC: [&str; 2] = ["icc", "com.docker.network.bridge.enable_icc"];
 const OPT_MTU: [&str; 2] = ["mtu", "com.docker.network.driver.mtu"];
 
-fn key_value(what: &str, s: &str) -> Result<(String, String)> {
+pub(crate) fn key_value(what: &str, s: &str) -> Result<(String, String)> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
         _ => Err(Error::Invalid(format!(
@@ -112,14 +112,9 @@ fn settings(req: &CreateRequest) -> Result<BridgeSettings> {
                 "only one {d:?} network can exist: use the built-in network {d}"
             )))
         }
-        "overlay" => {
-            return Err(Error::Invalid(
-                "driver \"overlay\" needs a cluster store, which this version of berth does not support yet: use the bridge driver".into(),
-            ))
-        }
         d => {
             return Err(Error::Invalid(format!(
-                "unknown driver {d:?}: use bridge, host or none"
+                "unknown driver {d:?}: use bridge, overlay, host or none"
             )))
         }
     }
@@ -205,6 +200,9 @@ fn explicit_subnets(req: &CreateRequest) -> Result<Vec<SubnetSpec>> {
 
 /// Creates a network. Nothing changes when any input is bad.
 pub fn create(engine: &mut Engine, req: &CreateRequest) -> Result<Network> {
+    if req.driver.as_deref() == Some("overlay") {
+        return crate::overlay::create(engine, req);
+    }
     let set = settings(req)?;
     let explicit = explicit_subnets(req)?;
     let id = new_id();
@@ -298,7 +296,14 @@ pub fn create(engine: &mut Engine, req: &CreateRequest) -> Result<Network> {
     })
 }
 
-/// All networks.
+/// All networks, after bringing overlay networks up to date from the cluster store (when
+/// one is configured; then it must be reachable).
+pub fn list_global(engine: &mut Engine) -> Result<Vec<Network>> {
+    crate::overlay::sync(engine)?;
+    list(engine)
+}
+
+/// All networks this host knows, without asking the cluster store.
 pub fn list(engine: &mut Engine) -> Result<Vec<Network>> {
     engine
         .store
@@ -306,14 +311,25 @@ pub fn list(engine: &mut Engine) -> Result<Vec<Network>> {
 }
 
 /// Finds one network by name, id or id prefix.
+/// An overlay network created on another host is looked up in the cluster store.
 pub fn find(engine: &mut Engine, reference: &str) -> Result<Network> {
-    engine
+    let local = engine
         .store
-        .read(|tx| -> Result<_> { Ok(tx.network(reference)?) })?
-        .ok_or_else(|| Error::NotFound {
-            kind: "network",
-            name: reference.to_string(),
-        })
+        .read(|tx| -> Result<_> { Ok(tx.network(reference)?) })?;
+    let found = match local {
+        Some(n) => Some(n),
+        None if crate::overlay::configured(engine) => {
+            crate::overlay::sync(engine)?;
+            engine
+                .store
+                .read(|tx| -> Result<_> { Ok(tx.network(reference)?) })?
+        }
+        None => None,
+    };
+    found.ok_or_else(|| Error::NotFound {
+        kind: "network",
+        name: reference.to_string(),
+    })
 }
 
 /// Refuses to remove built-in networks and networks with endpoints.
@@ -353,6 +369,10 @@ pub fn remove(engine: &mut Engine, reference: &str) -> Result<String> {
         check_removable(tx, &net)?;
         Ok(net)
     })?;
+    // An overlay goes from the cluster first: refused while any host has endpoints on it.
+    if net.driver == "overlay" {
+        crate::overlay::remove(engine, &net)?;
+    }
     // Under the network's lock no endpoint can activate it meanwhile.
     let _lock = Lock::exclusive(&engine.paths.network_lock(&net.id))?;
     if let Some(name) = &net.bridge {

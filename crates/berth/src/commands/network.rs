@@ -28,7 +28,7 @@ pub(crate) fn run(engine: &mut Engine, cmd: NetworkCommand) -> Result<Outcome, F
             println!("{}", net.id);
         }
         NetworkCommand::Ls(f) => {
-            let nets = network::list(engine)?;
+            let nets = network::list_global(engine)?;
             match f.format {
                 Format::Json => {
                     let all = inspect_all(engine, nets.iter().map(|n| n.id.clone()).collect())?;
