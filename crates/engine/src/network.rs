@@ -303,6 +303,12 @@ pub fn list_global(engine: &mut Engine) -> Result<Vec<Network>> {
     list(engine)
 }
 
+/// Brings this host's view of overlay networks up to date from the cluster store (nothing
+/// without one).
+pub fn sync_global(engine: &mut Engine) -> Result<()> {
+    crate::overlay::sync(engine)
+}
+
 /// All networks this host knows, without asking the cluster store.
 pub fn list(engine: &mut Engine) -> Result<Vec<Network>> {
     engine
@@ -391,12 +397,13 @@ pub fn remove(engine: &mut Engine, reference: &str) -> Result<String> {
     Ok(net.name)
 }
 
-/// Removes every user network without containers; returns their names.
+/// Removes every local user network without containers; returns their names. Overlay
+/// networks are left alone: they belong to the cluster (`network rm` removes one).
 pub fn prune(engine: &mut Engine) -> Result<Vec<String>> {
     let candidates = engine.store.read(|tx| -> Result<Vec<String>> {
         let mut out = Vec::new();
         for n in tx.networks()? {
-            if !n.builtin && tx.endpoints_of_network(&n.id)?.is_empty() {
+            if !n.builtin && n.driver != "overlay" && tx.endpoints_of_network(&n.id)?.is_empty() {
                 out.push(n.id);
             }
         }

@@ -70,6 +70,7 @@ pub(crate) fn run(engine: &mut Engine, cmd: NetworkCommand) -> Result<Outcome, F
             }
         }
         NetworkCommand::Inspect(a) => {
+            network::sync_global(engine)?;
             let mut found = Vec::new();
             let mut missing = Vec::new();
             for r in &a.networks {

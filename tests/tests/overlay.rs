@@ -1,0 +1,140 @@
+//! Overlay networks across hosts: the multi-host harness (tests/src/cluster.rs), one etcd,
+//! hosts as namespaces on an underlay bridge.
+
+use berth_tests::cluster::{eventually, Cluster, STORE};
+use berth_tests::Sandbox;
+use std::time::Duration;
+
+fn overlay(h: &Sandbox, name: &str) -> serde_json::Value {
+    let v: serde_json::Value =
+        serde_json::from_str(&h.berth_ok(&["network", "inspect", name])).expect("JSON");
+    v[0].clone()
+}
+
+/// The VXLAN device of network `name` on host `h`.
+fn vxlan(h: &Sandbox, name: &str) -> String {
+    let id = overlay(h, name)["Id"].as_str().unwrap().to_string();
+    format!("vx-{}", &id[..12])
+}
+
+/// The permanent neighbour entries (IP addresses) of the overlay's VXLAN device on `h`.
+fn neighbours(h: &Sandbox, name: &str) -> String {
+    h.ok(&format!(
+        "ip neigh show dev {} nud permanent",
+        vxlan(h, name)
+    ))
+}
+
+fn resolves(h: &Sandbox, container: &str, name: &str) -> Option<String> {
+    let out = h.sh(&format!(
+        "berth exec {container} dig +short +time=1 +tries=2 {name}"
+    ));
+    let ip = out.stdout.trim().to_string();
+    (out.code == 0 && !ip.is_empty()).then_some(ip)
+}
+
+#[test]
+fn three_hosts_reach_each_other_by_ip_and_name_and_overlays_are_isolated() {
+    let c = Cluster::new(3);
+    let (h1, h2, h3) = (c.host(1), c.host(2), c.host(3));
+    h1.berth_ok(&["network", "create", "-d", "overlay", "front"]);
+    h2.berth_ok(&["network", "create", "-d", "overlay", "back"]);
+    // Listed on every host, with one VNI and subnet.
+    let f1 = overlay(h1, "front");
+    let f3 = overlay(h3, "front");
+    assert_eq!(f1["Driver"], "overlay");
+    assert_eq!(f1["Scope"], "global");
+    assert_eq!(f1["VNI"], f3["VNI"]);
+    assert_eq!(f1["Subnets"], f3["Subnets"]);
+    assert_eq!(f1["Subnets"][0]["Subnet"], "10.0.0.0/24");
+    assert_ne!(overlay(h3, "back")["VNI"], f1["VNI"]);
+    assert_eq!(overlay(h3, "back")["Subnets"][0]["Subnet"], "10.0.1.0/24");
+    let ls = h3.berth_ok(&["network", "ls"]);
+    assert!(ls.contains("front") && ls.contains("back"), "{ls}");
+
+    h1.echo_server("a1", &["--network", "front"], 7000);
+    h2.echo_server("a2", &["--network", "front"], 7000);
+    h3.echo_server("a3", &["--network", "front"], 7000);
+    h3.echo_server("b3", &["--network", "back"], 7000);
+    let ips: Vec<String> = [(h1, "a1"), (h2, "a2"), (h3, "a3")]
+        .iter()
+        .map(|(h, n)| h.ip(n, "front"))
+        .collect();
+    let mut unique = ips.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        3,
+        "addresses are unique across hosts: {ips:?}"
+    );
+    // The MTU leaves room for the VXLAN headers.
+    assert!(h1
+        .ok("berth exec a1 ip link show eth0")
+        .contains("mtu 1450"));
+
+    // By IP and by name, TCP and ICMP, every direction.
+    assert!(h1.wait_reach("a1", &ips[1], 7000), "a1 -> a2 by IP");
+    assert!(h1.wait_reach("a1", &ips[2], 7000), "a1 -> a3 by IP");
+    assert!(h3.wait_reach("a3", "a1", 7000), "a3 -> a1 by name");
+    assert!(h2.wait_reach("a2", "a3", 7000), "a2 -> a3 by name");
+    assert_eq!(resolves(h1, "a1", "a2").as_deref(), Some(ips[1].as_str()));
+    h1.ok("berth exec a1 ping -c1 -W2 a3");
+    h2.ok(&format!("berth exec a2 ping -c1 -W2 {}", ips[0]));
+
+    // Two overlays do not reach each other, not even on one host.
+    let b3 = h3.ip("b3", "back");
+    assert!(!h1.can_reach("a1", &b3, 7000), "front must not reach back");
+    assert!(
+        !h3.can_reach("b3", &ips[0], 7000),
+        "back must not reach front"
+    );
+    assert!(
+        !h3.can_reach("b3", &ips[2], 7000),
+        "back must not reach front on one host"
+    );
+    assert_eq!(resolves(h3, "b3", "a1"), None);
+
+    // network rm is refused while any host has endpoints, and says which.
+    let out = h2.berth(&["network", "rm", "back"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("host3"), "{}", out.stderr);
+
+    // A container removed on host 1 disappears from hosts 2 and 3.
+    assert!(neighbours(h2, "front").contains(&ips[0]));
+    h1.berth_ok(&["rm", "-f", "a1"]);
+    for h in [h2, h3] {
+        assert!(
+            eventually(Duration::from_secs(5), || !neighbours(h, "front")
+                .contains(&ips[0])),
+            "a1's neighbour entry stays"
+        );
+    }
+    assert!(!h2.can_reach("a2", &ips[0], 7000));
+    assert!(eventually(Duration::from_secs(5), || resolves(
+        h3, "a3", "a1"
+    )
+    .is_none()));
+
+    // Removal once no host has endpoints: gone everywhere.
+    h3.berth_ok(&["rm", "-f", "b3"]);
+    h2.berth_ok(&["network", "rm", "back"]);
+    assert_eq!(h3.berth(&["network", "inspect", "back"]).code, 1);
+    assert!(!h1.berth_ok(&["network", "ls"]).contains("back"));
+}
+
+#[test]
+fn without_a_store_overlays_are_refused_clearly() {
+    let s = Sandbox::new();
+    let out = s.berth(&["network", "create", "-d", "overlay", "x"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("need a cluster store"),
+        "{}",
+        out.stderr
+    );
+    let out = s.berth(&["--store", "http://a:1", "network", "ls"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("etcd://HOST:PORT"), "{}", out.stderr);
+    let _ = STORE;
+}
