@@ -123,6 +123,153 @@ fn three_hosts_reach_each_other_by_ip_and_name_and_overlays_are_isolated() {
     assert!(!h1.berth_ok(&["network", "ls"]).contains("back"));
 }
 
+fn kill_agent(h: &Sandbox) {
+    h.ok("kill -9 $(cat \"$BERTH_RUN_ROOT/agent.pid\")");
+    assert!(eventually(Duration::from_secs(5), || h
+        .sh("kill -0 $(cat \"$BERTH_RUN_ROOT/agent.pid\") 2>/dev/null")
+        .code
+        != 0));
+}
+
+#[test]
+fn a_restarted_agent_catches_up_with_changes_it_missed() {
+    let c = Cluster::new(3);
+    let (h1, h2, h3) = (c.host(1), c.host(2), c.host(3));
+    h1.berth_ok(&["network", "create", "-d", "overlay", "ov"]);
+    h2.echo_server("old", &["--network", "ov"], 7000);
+    h3.echo_server("watcher", &["--network", "ov"], 7000);
+    let old = h2.ip("old", "ov");
+    assert!(h3.wait_reach("watcher", "old", 7000));
+
+    // Host 3's agent is down while host 2 changes its endpoints.
+    kill_agent(h3);
+    h2.echo_server("new", &["--network", "ov"], 7000);
+    h2.berth_ok(&["rm", "-f", "old"]);
+    let new = h2.ip("new", "ov");
+    assert_ne!(new, old);
+    assert!(
+        neighbours(h3, "ov").contains(&old),
+        "nothing changed on host 3 meanwhile"
+    );
+
+    // Restarted, it lists, reconciles and watches again.
+    h3.spawn("exec berth agent --foreground");
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let n = neighbours(h3, "ov");
+            n.contains(&new) && !n.contains(&old)
+        }),
+        "host 3 did not converge: {}",
+        neighbours(h3, "ov")
+    );
+    let fdb = h3.ok(&format!("bridge fdb show dev {} self", vxlan(h3, "ov")));
+    assert!(fdb.contains("dst 10.100.0.2"), "{fdb}");
+    assert!(
+        !fdb.contains("dst 10.100.0.3"),
+        "no entry for the host itself: {fdb}"
+    );
+    assert!(h3.wait_reach("watcher", "new", 7000));
+    assert_eq!(resolves(h3, "watcher", "old"), None);
+    // And its own endpoint is still known to the others.
+    assert!(h2.wait_reach("new", "watcher", 7000));
+}
+
+#[test]
+fn with_etcd_down_traffic_continues_and_commands_fail_clearly() {
+    let mut c = Cluster::new(2);
+    c.host(1)
+        .berth_ok(&["network", "create", "-d", "overlay", "ov"]);
+    c.host(2).echo_server("server", &["--network", "ov"], 7100);
+    c.host(1).echo_server("client", &["--network", "ov"], 7000);
+    let server = c.host(2).ip("server", "ov");
+    assert!(c.host(1).wait_reach("client", &server, 7100));
+
+    // One TCP connection that sends a line every 100 ms for 8 s and records the echoes.
+    let log = c.host(1).dir().join("stream.log");
+    c.host(1).spawn(&format!(
+        "for i in $(seq 1 80); do echo line$i; sleep 0.1; done | berth exec client socat -t3 - TCP:{server}:7100 > {}",
+        log.display()
+    ));
+    std::thread::sleep(Duration::from_secs(1));
+    c.stop_etcd();
+    let lines = |p: &std::path::Path| {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let before = lines(&log);
+
+    // Commands that need the cluster fail fast, naming the store; nothing changes.
+    for args in [
+        vec!["network", "create", "-d", "overlay", "other"],
+        vec!["run", "--rm", "--network", "ov", "true"],
+        vec!["network", "ls"],
+    ] {
+        let out = c.host(2).berth(&args);
+        assert_ne!(out.code, 0, "{args:?} succeeded with etcd down");
+        assert!(
+            out.stderr
+                .contains(&format!("cluster store {STORE} is unreachable")),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    assert_eq!(c.host(2).berth_ok(&["ps", "-a", "-q"]).lines().count(), 1);
+
+    // The established connection kept going the whole time.
+    assert!(
+        eventually(Duration::from_secs(12), || lines(&log) == 80),
+        "the stream stopped at {} of 80 lines (had {before} when etcd stopped)",
+        lines(&log)
+    );
+    assert!(before < 80);
+
+    // etcd back: agents reconcile, new endpoints propagate.
+    c.start_etcd();
+    c.host(2).echo_server("late", &["--network", "ov"], 7200);
+    let late = c.host(2).ip("late", "ov");
+    assert!(c.host(1).wait_reach("client", &late, 7200));
+    assert!(c.host(1).wait_reach("client", "late", 7200));
+}
+
+#[test]
+fn a_dead_hosts_peers_are_removed_after_its_lease_expires() {
+    let mut c = Cluster::new(3);
+    c.host(1)
+        .berth_ok(&["network", "create", "-d", "overlay", "ov"]);
+    c.host(1).echo_server("one", &["--network", "ov"], 7000);
+    c.host(3).echo_server("three", &["--network", "ov"], 7000);
+    let three = c.host(3).ip("three", "ov");
+    assert!(c.host(1).wait_reach("one", &three, 7000));
+    let dev = vxlan(c.host(1), "ov");
+    let fdb = |c: &Cluster| c.host(1).ok(&format!("bridge fdb show dev {dev} self"));
+    assert!(fdb(&c).contains("dst 10.100.0.3"));
+
+    // Host 3 dies: its agent, containers and namespace go without any cleanup.
+    c.hosts.remove(2);
+    let died = std::time::Instant::now();
+    assert!(
+        eventually(Duration::from_secs(25), || {
+            !fdb(&c).contains("dst 10.100.0.3") && !neighbours(c.host(1), "ov").contains(&three)
+        }),
+        "host 3's peers stay: {}",
+        fdb(&c)
+    );
+    let took = died.elapsed();
+    assert!(
+        took >= Duration::from_secs(5),
+        "removed after {took:?}: before the lease could expire?"
+    );
+    assert!(c
+        .etcdctl("get --prefix --keys-only /berth/v1/hosts/")
+        .contains("host1"));
+    assert!(!c
+        .etcdctl("get --prefix --keys-only /berth/v1/")
+        .contains("host3"));
+    assert_eq!(resolves(c.host(1), "one", "three"), None);
+}
+
 #[test]
 fn without_a_store_overlays_are_refused_clearly() {
     let s = Sandbox::new();
