@@ -18,6 +18,12 @@ have ps || need+=(procps)
 have conntrack || need+=(conntrack)
 have dig || need+=(bind9-dnsutils)
 have python3 || need+=(python3)
+# Overlay networks: etcd for the multi-host tests and bench, protoc to build etcd-client's
+# gRPC stubs, iperf3 for the overlay throughput bench.
+have etcd || need+=(etcd-server)
+have etcdctl || need+=(etcd-client)
+have protoc || need+=(protobuf-compiler)
+have iperf3 || need+=(iperf3)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "missing packages: ${need[*]}: run this script as root (sudo)" >&2

@@ -148,7 +148,8 @@ mod tests {
             "etcd://a:x",
             "etcd://a:1,",
         ] {
-            assert!(parse_url(bad).is_err(), "{bad}");
+            let e = parse_url(bad).unwrap_err();
+            assert!(e.to_string().contains("etcd://HOST:PORT"), "{bad}: {e}");
         }
     }
 
@@ -156,8 +157,10 @@ mod tests {
     fn host_names_and_advertise() {
         let c = Config::new("etcd://127.0.0.1:2379", Some("h1"), Some("10.1.0.1")).unwrap();
         assert_eq!(c.vtep().unwrap(), "10.1.0.1".parse::<Ipv4Addr>().unwrap());
-        assert!(Config::new("etcd://127.0.0.1:2379", Some("a b"), None).is_err());
-        assert!(Config::new("etcd://127.0.0.1:2379", Some("h"), Some("fd00::1")).is_err());
+        let e = Config::new("etcd://127.0.0.1:2379", Some("a b"), None).unwrap_err();
+        assert!(e.to_string().contains("host name"), "{e}");
+        let e = Config::new("etcd://127.0.0.1:2379", Some("h"), Some("fd00::1")).unwrap_err();
+        assert!(e.to_string().contains("not an IPv4 address"), "{e}");
         let c = Config::new("etcd://127.0.0.1:2379", Some("h"), None).unwrap();
         assert_eq!(c.vtep().unwrap(), Ipv4Addr::LOCALHOST);
     }
