@@ -271,6 +271,57 @@ fn a_dead_hosts_peers_are_removed_after_its_lease_expires() {
 }
 
 #[test]
+fn overlay_containers_publish_ports_and_leave_through_their_host() {
+    let c = Cluster::new(2);
+    let (h1, h2) = (c.host(1), c.host(2));
+    h1.berth_ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "10.77.0.0/24",
+        "ov",
+    ]);
+    h1.echo_server("web", &["--network", "ov", "-p", "8080:7000"], 7000);
+    // Published on host 1's underlay address, reached from host 2 itself (no container).
+    let out = h2.sh("echo hi | timeout 5 socat -T2 - TCP:10.100.0.1:8080,connect-timeout=2");
+    assert_eq!(out.stdout.trim(), "hi", "{out:?}");
+    // Outbound: masqueraded to host 1's address.
+    c.underlay.spawn(
+        "exec socat TCP-LISTEN:9000,bind=10.100.0.254,fork,reuseaddr SYSTEM:'echo $SOCAT_PEERADDR'",
+    );
+    assert!(eventually(Duration::from_secs(5), || {
+        h1
+        .sh("berth exec web timeout 3 socat -T2 - TCP:10.100.0.254:9000,connect-timeout=2 </dev/null")
+        .stdout
+        .trim()
+        == "10.100.0.1"
+    }));
+    assert_eq!(h1.ip("web", "ov"), "10.77.0.2");
+    // A taken static address is refused everywhere, and the failed run leaves nothing.
+    let out = h2.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "ov",
+        "--ip",
+        "10.77.0.2",
+        "true",
+    ]);
+    assert_eq!(out.code, 125, "{out:?}");
+    assert!(
+        out.stderr.contains("10.77.0.2 is already in use"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(h2.berth_ok(&["ps", "-a", "-q"]), "");
+    assert!(!c
+        .etcdctl("get --prefix --keys-only /berth/v1/ipam/")
+        .contains("10.77.0.3"));
+}
+
+#[test]
 fn without_a_store_overlays_are_refused_clearly() {
     let s = Sandbox::new();
     let out = s.berth(&["network", "create", "-d", "overlay", "x"]);
