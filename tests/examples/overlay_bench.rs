@@ -53,12 +53,20 @@ fn iperf_gbps(json: &str) -> f64 {
 }
 
 fn main() {
-    let n: usize = std::env::var("N").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
-    let secs: u64 = std::env::var("T").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let n: usize = std::env::var("N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    let secs: u64 = std::env::var("T")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
     let baseline = PathBuf::from(
-        std::env::var("BASELINE").unwrap_or_else(|_| "../shared/bench/dataplane-baseline.sh".into()),
+        std::env::var("BASELINE")
+            .unwrap_or_else(|_| "../shared/bench/dataplane-baseline.sh".into()),
     );
-    let prober = std::fs::canonicalize("bench/overlay/prober.py").expect("run from the repository root");
+    let prober =
+        std::fs::canonicalize("bench/overlay/prober.py").expect("run from the repository root");
     assert!(n <= 200, "N must fit a /24 with room");
     let c = Cluster::new(2);
     let (a, b) = (c.host(1), c.host(2));
@@ -66,8 +74,16 @@ fn main() {
     let work = b.dir().join("probe");
     std::fs::create_dir_all(&work).expect("probe dir");
     b.berth_ok(&[
-        "run", "-d", "--name", "probe", "--network", "bench", "python3", "-u",
-        &prober.display().to_string(), &work.display().to_string(),
+        "run",
+        "-d",
+        "--name",
+        "probe",
+        "--network",
+        "bench",
+        "python3",
+        "-u",
+        &prober.display().to_string(),
+        &work.display().to_string(),
     ]);
 
     // Convergence.
@@ -76,8 +92,17 @@ fn main() {
         let ip = format!("10.0.0.{}", 10 + i);
         let name = format!("s{i}");
         a.berth_ok(&[
-            "run", "-d", "--name", &name, "--network", "bench", "--ip", &ip,
-            "socat", "TCP-LISTEN:7000,fork,reuseaddr", "EXEC:cat",
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--network",
+            "bench",
+            "--ip",
+            &ip,
+            "socat",
+            "TCP-LISTEN:7000,fork,reuseaddr",
+            "EXEC:cat",
         ]);
         let t0 = now_ns();
         std::fs::write(work.join("target"), format!("{i} {ip} 7000")).expect("write target");
@@ -97,11 +122,33 @@ fn main() {
     sorted.sort_by(|x, y| x.partial_cmp(y).expect("finite"));
 
     // Throughput and fragments: iperf3 between containers on the two hosts.
-    b.berth_ok(&["run", "-d", "--name", "ipsrv", "--network", "bench", "--ip", "10.0.0.250", "iperf3", "-s"]);
-    a.berth_ok(&["run", "-d", "--name", "ipcli", "--network", "bench", "sleep", "100000"]);
+    b.berth_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ipsrv",
+        "--network",
+        "bench",
+        "--ip",
+        "10.0.0.250",
+        "iperf3",
+        "-s",
+    ]);
+    a.berth_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ipcli",
+        "--network",
+        "bench",
+        "sleep",
+        "100000",
+    ]);
     std::thread::sleep(Duration::from_millis(500));
     let frag_before = frag_total(&[a, b], &[(a, "ipcli"), (b, "ipsrv")]);
-    let json = a.ok(&format!("berth exec ipcli iperf3 -c 10.0.0.250 -t {secs} -J"));
+    let json = a.ok(&format!(
+        "berth exec ipcli iperf3 -c 10.0.0.250 -t {secs} -J"
+    ));
     let overlay = iperf_gbps(&json);
     let frag_after = frag_total(&[a, b], &[(a, "ipcli"), (b, "ipsrv")]);
     let mss = a.ok("berth exec ipcli ip link show eth0");
@@ -135,9 +182,21 @@ fn main() {
 }
 
 fn run_baseline(script: &Path, secs: u64) -> f64 {
-    assert!(script.is_file(), "baseline script {} not found: set BASELINE", script.display());
+    assert!(
+        script.is_file(),
+        "baseline script {} not found: set BASELINE",
+        script.display()
+    );
     let out = std::process::Command::new("timeout")
-        .args(["300", "unshare", "-n", "-m", "--propagation", "private", "bash"])
+        .args([
+            "300",
+            "unshare",
+            "-n",
+            "-m",
+            "--propagation",
+            "private",
+            "bash",
+        ])
         .arg(script)
         .env("T", secs.to_string())
         .output()

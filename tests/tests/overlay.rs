@@ -183,6 +183,8 @@ fn with_etcd_down_traffic_continues_and_commands_fail_clearly() {
     c.host(1).echo_server("client", &["--network", "ov"], 7000);
     let server = c.host(2).ip("server", "ov");
     assert!(c.host(1).wait_reach("client", &server, 7100));
+    c.host(2).echo_server("gone", &["--network", "ov"], 7000);
+    let gone = c.host(2).ip("gone", "ov");
 
     // One TCP connection that sends a line every 100 ms for 8 s and records the echoes.
     let log = c.host(1).dir().join("stream.log");
@@ -215,6 +217,11 @@ fn with_etcd_down_traffic_continues_and_commands_fail_clearly() {
             out.stderr
         );
     }
+    assert_eq!(c.host(2).berth_ok(&["ps", "-a", "-q"]).lines().count(), 2);
+    // Removing a container still works locally; its cluster record waits for the store.
+    let out = c.host(2).berth(&["rm", "-f", "gone"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains(STORE), "{}", out.stderr);
     assert_eq!(c.host(2).berth_ok(&["ps", "-a", "-q"]).lines().count(), 1);
 
     // The established connection kept going the whole time.
@@ -227,6 +234,17 @@ fn with_etcd_down_traffic_continues_and_commands_fail_clearly() {
 
     // etcd back: agents reconcile, new endpoints propagate.
     c.start_etcd();
+    assert!(
+        eventually(Duration::from_secs(10), || !c
+            .etcdctl("get --prefix --keys-only /berth/v1/ipam/")
+            .contains(&format!("/{gone}\n"))),
+        "the record of the container removed while etcd was down stays"
+    );
+    assert!(eventually(Duration::from_secs(5), || !neighbours(
+        c.host(1),
+        "ov"
+    )
+    .contains(&gone)));
     c.host(2).echo_server("late", &["--network", "ov"], 7200);
     let late = c.host(2).ip("late", "ov");
     assert!(c.host(1).wait_reach("client", &late, 7200));
