@@ -3,6 +3,10 @@
 //! B over N endpoints; overlay TCP throughput beside the bare VXLAN reference of
 //! `shared/bench/dataplane-baseline.sh` measured in the same run; IP fragment counters
 //! around a full-size TCP stream. Prints a JSON object on stdout.
+//!
+//! The hosts' VTEPs sit on a direct veth pair, like the reference's (`UNDERLAY=bridge` puts
+//! them on the harness's underlay bridge instead), so the ratio measures berth's path —
+//! container veth, bridge, firewall — over the same underlay.
 
 use berth_tests::cluster::Cluster;
 use berth_tests::Sandbox;
@@ -68,7 +72,10 @@ fn main() {
     let prober =
         std::fs::canonicalize("bench/overlay/prober.py").expect("run from the repository root");
     assert!(n <= 200, "N must fit a /24 with room");
-    let c = Cluster::new(2);
+    let c = match std::env::var("UNDERLAY").as_deref() {
+        Ok("bridge") => Cluster::new(2),
+        _ => Cluster::pair_with_data_link(),
+    };
     let (a, b) = (c.host(1), c.host(2));
     a.berth_ok(&["network", "create", "-d", "overlay", "bench"]);
     let work = b.dir().join("probe");
@@ -145,12 +152,23 @@ fn main() {
         "100000",
     ]);
     std::thread::sleep(Duration::from_millis(500));
+    // Rounds alternate overlay and reference runs (the machine is noisy); medians compared.
+    let rounds: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let (mut overlay_runs, mut reference_runs) = (Vec::new(), Vec::new());
     let frag_before = frag_total(&[a, b], &[(a, "ipcli"), (b, "ipsrv")]);
-    let json = a.ok(&format!(
-        "berth exec ipcli iperf3 -c 10.0.0.250 -t {secs} -J"
-    ));
-    let overlay = iperf_gbps(&json);
+    for _ in 0..rounds {
+        let json = a.ok(&format!(
+            "berth exec ipcli iperf3 -c 10.0.0.250 -t {secs} -J"
+        ));
+        overlay_runs.push(iperf_gbps(&json));
+        reference_runs.push(run_baseline(&baseline, secs));
+    }
     let frag_after = frag_total(&[a, b], &[(a, "ipcli"), (b, "ipsrv")]);
+    let overlay = median(&mut overlay_runs.clone());
+    let reference = median(&mut reference_runs.clone());
     let mss = a.ok("berth exec ipcli ip link show eth0");
     let mtu: u32 = mss
         .split_whitespace()
@@ -159,9 +177,6 @@ fn main() {
         .and_then(|m| m.parse().ok())
         .expect("mtu");
     drop(c);
-
-    // The bare VXLAN reference, in the same run, in a throwaway namespace.
-    let reference = run_baseline(&baseline, secs);
     let out = serde_json::json!({
         "endpoints": n,
         "convergence_ms": {
@@ -174,13 +189,22 @@ fn main() {
             "overlay": overlay,
             "bare_vxlan_reference": reference,
             "ratio": overlay / reference,
+            "overlay_runs": overlay_runs,
+            "reference_runs": reference_runs,
         },
         "overlay_mtu": mtu,
-        "ip_fragments_during_stream": frag_after - frag_before,
+        "underlay": std::env::var("UNDERLAY").unwrap_or_else(|_| "direct veth".into()),
+        "ip_fragments_during_streams": frag_after - frag_before,
     });
     println!("{}", serde_json::to_string_pretty(&out).expect("JSON"));
 }
 
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|x, y| x.partial_cmp(y).expect("finite"));
+    v[v.len() / 2]
+}
+
+/// The bare VXLAN reference, in a throwaway namespace of its own.
 fn run_baseline(script: &Path, secs: u64) -> f64 {
     assert!(
         script.is_file(),

@@ -25,6 +25,24 @@ pub struct Cluster {
 impl Cluster {
     /// Starts the underlay, etcd and `n` hosts.
     pub fn new(n: usize) -> Cluster {
+        Cluster::build(n, false)
+    }
+
+    /// Two hosts whose VTEPs (10.101.0.1 and .2) sit on a direct veth pair `data0` between
+    /// them, as the bare VXLAN reference of `shared/bench/dataplane-baseline.sh` does; etcd
+    /// stays on the underlay bridge. For the throughput bench.
+    pub fn pair_with_data_link() -> Cluster {
+        let c = Cluster::build(2, true);
+        let (h1, h2) = (c.host(1), c.host(2));
+        h1.ok(&format!(
+            "ip link add data0 type veth peer name data0 netns {} && ip addr add 10.101.0.1/24 dev data0 && ip link set data0 up",
+            h2.pid()
+        ));
+        h2.ok("ip addr add 10.101.0.2/24 dev data0 && ip link set data0 up");
+        c
+    }
+
+    fn build(n: usize, data_link: bool) -> Cluster {
         let underlay = Sandbox::new();
         for (tool, package) in [("etcd", "etcd-server"), ("etcdctl", "etcd-client")] {
             assert!(
@@ -42,20 +60,24 @@ impl Cluster {
         };
         c.start_etcd();
         for i in 1..=n {
-            c.add_host(i);
+            c.add_host(i, data_link);
         }
         c
     }
 
-    fn add_host(&mut self, i: usize) {
+    fn add_host(&mut self, i: usize, data_link: bool) {
         let name = format!("host{i}");
         let addr = format!("10.100.0.{i}");
+        let vtep = match data_link {
+            true => format!("10.101.0.{i}"),
+            false => addr.clone(),
+        };
         let host = self.underlay.host_in(
             &name,
             vec![
                 ("BERTH_STORE".into(), STORE.into()),
                 ("BERTH_HOST_NAME".into(), name.clone()),
-                ("BERTH_ADVERTISE".into(), addr.clone()),
+                ("BERTH_ADVERTISE".into(), vtep),
             ],
         );
         self.underlay.ok(&format!(
