@@ -340,6 +340,55 @@ fn overlay_containers_publish_ports_and_leave_through_their_host() {
 }
 
 #[test]
+fn concurrent_claims_across_hosts_never_collide() {
+    let c = Cluster::new(3);
+    // Two hosts create the same name at once: exactly one wins.
+    let codes: Vec<i32> = std::thread::scope(|s| {
+        let t: Vec<_> = [1, 2]
+            .iter()
+            .map(|i| {
+                let h = c.host(*i);
+                s.spawn(move || {
+                    h.berth(&["network", "create", "-d", "overlay", "race"])
+                        .code
+                })
+            })
+            .collect();
+        t.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let mut sorted = codes.clone();
+    sorted.sort();
+    assert_eq!(sorted, vec![0, 1], "{codes:?}");
+    // Every host starts five containers at once: fifteen distinct addresses.
+    std::thread::scope(|s| {
+        for i in 1..=3 {
+            let h = c.host(i);
+            s.spawn(move || {
+                h.ok(&format!(
+                    "for n in 1 2 3 4 5; do berth run -d --name c{i}-$n --network race sleep 100000 >/dev/null & done; wait"
+                ))
+            });
+        }
+    });
+    let mut ips = Vec::new();
+    for i in 1..=3 {
+        for n in 1..=5 {
+            ips.push(c.host(i).ip(&format!("c{i}-{n}"), "race"));
+        }
+    }
+    let mut unique = ips.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 15, "{ips:?}");
+    let claims = c.etcdctl("get --prefix --keys-only /berth/v1/ipam/");
+    assert_eq!(
+        claims.lines().filter(|l| !l.is_empty()).count(),
+        15,
+        "{claims}"
+    );
+}
+
+#[test]
 fn without_a_store_overlays_are_refused_clearly() {
     let s = Sandbox::new();
     let out = s.berth(&["network", "create", "-d", "overlay", "x"]);
