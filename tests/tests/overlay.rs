@@ -364,9 +364,10 @@ fn concurrent_claims_across_hosts_never_collide() {
         for i in 1..=3 {
             let h = c.host(i);
             s.spawn(move || {
-                h.ok(&format!(
-                    "for n in 1 2 3 4 5; do berth run -d --name c{i}-$n --network race sleep 100000 >/dev/null & done; wait"
-                ))
+                let out = h.sh(&format!(
+                    "for n in 1 2 3 4 5; do {{ berth run -d --name c{i}-$n --network race sleep 100000 >/dev/null || echo c{i}-$n failed; }} & done; wait"
+                ));
+                assert_eq!(out.stdout, "", "{}", out.stderr);
             });
         }
     });

@@ -191,19 +191,19 @@ impl Cluster {
         }
     }
 
-    /// Claims an address on `net` for `claim` under `lease`: `wanted` when given (a conflict
-    /// if taken), else what `choose` picks from the addresses in use, retried when another
-    /// host claims it first.
+    /// Claims an address on network `(id, name)` for `claim` under `lease`: `wanted` when
+    /// given (a conflict if taken), else what `choose` picks from the addresses in use,
+    /// retried when another host claims it first.
     pub fn claim_address(
         &mut self,
-        net: &NetworkRecord,
+        (network_id, network_name): (&str, &str),
         lease: i64,
         claim: &Claim,
         wanted: Option<IpAddr>,
         mut choose: impl FnMut(&BTreeSet<IpAddr>) -> Result<IpAddr>,
     ) -> Result<IpAddr> {
         for _ in 0..ATTEMPTS {
-            let prefix = keys::claims(&net.id);
+            let prefix = keys::claims(network_id);
             let p = prefix.clone();
             let resp = self.run("list address claims", move |mut c| {
                 Box::pin(async move {
@@ -219,14 +219,13 @@ impl Cluster {
             let addr = match wanted {
                 Some(a) if used.contains(&a) => {
                     return Err(Error::Conflict(format!(
-                        "address {a} is already in use on network {}",
-                        net.name
+                        "address {a} is already in use on network {network_name}"
                     )))
                 }
                 Some(a) => a,
                 None => choose(&used)?,
             };
-            let key = keys::claim(&net.id, addr);
+            let key = keys::claim(network_id, addr);
             let txn = Txn::new()
                 .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
                 .and_then([TxnOp::put(
@@ -242,14 +241,12 @@ impl Cluster {
             }
             if wanted.is_some() {
                 return Err(Error::Conflict(format!(
-                    "address {addr} is already in use on network {}",
-                    net.name
+                    "address {addr} is already in use on network {network_name}"
                 )));
             }
         }
         Err(Error::Conflict(format!(
-            "could not claim an address on network {}: other hosts kept taking them",
-            net.name
+            "could not claim an address on network {network_name}: other hosts kept taking them"
         )))
     }
 

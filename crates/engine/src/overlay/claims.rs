@@ -9,7 +9,7 @@
 //! so the agent must be running (it is started here when it is not).
 
 use crate::{Error, Paths, Result};
-use berth_cluster::{Claim, Cluster, EndpointRecord, NetworkRecord};
+use berth_cluster::{Claim, Cluster, EndpointRecord};
 use berth_ipam::{self as ipam, SubnetSpec};
 use berth_store::{Container, Endpoint, Network};
 use std::net::IpAddr;
@@ -24,22 +24,6 @@ pub(crate) struct Claims {
     lease: i64,
     claim: Claim,
     held: Vec<(String, IpAddr)>,
-}
-
-fn record(net: &Network) -> NetworkRecord {
-    let s = &net.subnets[0];
-    NetworkRecord {
-        id: net.id.clone(),
-        name: net.name.clone(),
-        vni: super::vni(net).unwrap_or(0),
-        subnet: s.subnet,
-        gateway: s.gateway,
-        ip_range: s.range,
-        internal: net.internal,
-        mtu: net.mtu,
-        labels: net.labels.clone(),
-        created: net.created.clone(),
-    }
 }
 
 /// The lease this host's records live under, starting the agent if it has not registered.
@@ -114,11 +98,16 @@ impl Claims {
             }
             ipam::check_static(&spec, ip, &Default::default())?;
         }
-        let addr =
-            cluster.claim_address(&record(net), self.lease, &self.claim, wanted, |used| {
+        let addr = cluster.claim_address(
+            (&net.id, &net.name),
+            self.lease,
+            &self.claim,
+            wanted,
+            |used| {
                 ipam::allocate(&spec, used)
                     .map_err(|e| berth_cluster::Error::Conflict(e.to_string()))
-            })?;
+            },
+        )?;
         self.held.push((net.id.clone(), addr));
         Ok(addr)
     }
