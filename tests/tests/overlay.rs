@@ -390,6 +390,33 @@ fn concurrent_claims_across_hosts_never_collide() {
 }
 
 #[test]
+fn gc_removes_overlay_devices_of_no_known_network() {
+    let s = Sandbox::new();
+    s.berth_ok(&["network", "create", "-o", "bridge_name=ov-keep", "keep"]);
+    s.berth_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "k",
+        "--network",
+        "keep",
+        "sleep",
+        "100000",
+    ]);
+    s.ok("ip link add vx-0123456789ab type vxlan id 9 dstport 4789 && ip link add ov-0123456789ab type bridge && ip link add vx-other type veth peer name vx-other-p");
+    let out = s.berth_ok(&["gc"]);
+    assert!(out.contains("link vx-0123456789ab: removed"), "{out}");
+    assert!(out.contains("link ov-0123456789ab: removed"), "{out}");
+    let links = s.ok("ip -br link");
+    assert!(!links.contains("0123456789ab"), "{links}");
+    assert!(
+        links.contains("ov-keep"),
+        "a bridge network's own bridge stays: {links}"
+    );
+    assert!(links.contains("vx-other"), "not a VXLAN device: {links}");
+}
+
+#[test]
 fn without_a_store_overlays_are_refused_clearly() {
     let s = Sandbox::new();
     let out = s.berth(&["network", "create", "-d", "overlay", "x"]);
