@@ -170,6 +170,9 @@ fn a_restarted_agent_catches_up_with_changes_it_missed() {
     );
     assert!(h3.wait_reach("watcher", "new", 7000));
     assert_eq!(resolves(h3, "watcher", "old"), None);
+    let metrics = h3.ok("socat -T2 - TCP:127.0.0.1:9355 <<< $'GET /metrics HTTP/1.0\\r\\n\\r\\n'");
+    assert!(metrics.contains("berth_overlay_peers 1\n"), "{metrics}");
+    assert!(metrics.contains("berth_cluster_connected 1\n"), "{metrics}");
     // And its own endpoint is still known to the others.
     assert!(h2.wait_reach("new", "watcher", 7000));
 }
@@ -231,6 +234,15 @@ fn with_etcd_down_traffic_continues_and_commands_fail_clearly() {
         lines(&log)
     );
     assert!(before < 80);
+    let connected = |c: &Cluster| {
+        c.host(1)
+            .ok("socat -T2 - TCP:127.0.0.1:9355 <<< $'GET /metrics HTTP/1.0\\r\\n\\r\\n'")
+            .contains("berth_cluster_connected 1\n")
+    };
+    assert!(
+        eventually(Duration::from_secs(5), || !connected(&c)),
+        "the agent still reports a session"
+    );
 
     // etcd back: agents reconcile, new endpoints propagate.
     c.start_etcd();
@@ -245,6 +257,10 @@ fn with_etcd_down_traffic_continues_and_commands_fail_clearly() {
         "ov"
     )
     .contains(&gone)));
+    assert!(
+        eventually(Duration::from_secs(10), || connected(&c)),
+        "the agent did not reconnect"
+    );
     c.host(2).echo_server("late", &["--network", "ov"], 7200);
     let late = c.host(2).ip("late", "ov");
     assert!(c.host(1).wait_reach("client", &late, 7200));

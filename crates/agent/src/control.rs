@@ -60,6 +60,7 @@ pub(crate) fn reload(st: &mut State) -> Result<(), String> {
 /// listeners.
 pub(crate) fn reload_dns(st: &mut State) -> Result<(), String> {
     let remote = st.peers.as_ref().map(|p| p.remote()).unwrap_or_default();
+    st.metrics.overlay_peers.set(remote.len() as i64);
     let (snap, listeners, counts) =
         snapshot::read(&mut st.engine, st.dns_port, &remote).map_err(|e| e.to_string())?;
     st.dns.set_records(&snap).map_err(|e| e.to_string())?;

@@ -171,7 +171,9 @@ pub(crate) fn spawn(
             };
             let mut last_error = String::new();
             loop {
-                if let Err(e) = session(&mut engine, &config, &peers, &state) {
+                let ended = session(&mut engine, &config, &peers, &state);
+                connected(&state, false);
+                if let Err(e) = ended {
                     let msg = e.to_string();
                     if msg != last_error {
                         tracing::warn!("overlay: {msg}; retrying every second");
@@ -217,6 +219,7 @@ fn session(
             .collect(),
     );
     refresh(engine, peers, state);
+    connected(state, true);
     tracing::info!(lease = s.lease(), "overlay: registered, peers reconciled");
     loop {
         let events = s.next(Duration::from_secs(1))?;
@@ -229,6 +232,11 @@ fn session(
 
 fn stale_own(r: &EndpointRecord, config: &Config, ours: &BTreeSet<&str>) -> bool {
     r.host == config.host && !ours.contains(r.id.as_str())
+}
+
+fn connected(state: &Mutex<State>, up: bool) {
+    let st = state.lock().unwrap_or_else(|e| e.into_inner());
+    st.metrics.cluster_connected.set(i64::from(up));
 }
 
 /// Programs the kernel and hands DNS the new remote names.
