@@ -367,14 +367,11 @@ fn check_removable(tx: &berth_store::Tx<'_>, net: &Network) -> Result<()> {
 /// Removes a network that has no containers. Returns its name. All or nothing: a bridge
 /// that a crash left behind is removed first, and the row only when that worked.
 pub fn remove(engine: &mut Engine, reference: &str) -> Result<String> {
-    let net = engine.store.read(|tx| -> Result<Network> {
-        let net = tx.network(reference)?.ok_or_else(|| Error::NotFound {
-            kind: "network",
-            name: reference.to_string(),
-        })?;
-        check_removable(tx, &net)?;
-        Ok(net)
-    })?;
+    // `find` looks an overlay created elsewhere up in the cluster store.
+    let net = find(engine, reference)?;
+    engine
+        .store
+        .read(|tx| -> Result<()> { check_removable(tx, &net) })?;
     // An overlay goes from the cluster first: refused while any host has endpoints on it.
     if net.driver == "overlay" {
         crate::overlay::remove(engine, &net)?;
