@@ -162,16 +162,19 @@ pub(crate) fn spawn(
     std::thread::Builder::new()
         .name("overlay".into())
         .spawn(move || {
-            let mut engine = match Engine::open(paths) {
-                Ok(e) => e,
-                Err(e) => {
-                    tracing::error!("overlay: open the store: {e}");
-                    return;
-                }
-            };
+            let mut engine = None;
             let mut last_error = String::new();
             loop {
-                let ended = session(&mut engine, &config, &peers, &state);
+                let ended = match &mut engine {
+                    Some(engine) => session(engine, &config, &peers, &state),
+                    None => match Engine::open(paths.clone()) {
+                        Ok(e) => {
+                            engine = Some(e);
+                            continue;
+                        }
+                        Err(e) => Err(format!("open the store: {e}").into()),
+                    },
+                };
                 connected(&state, false);
                 if let Err(e) = ended {
                     let msg = e.to_string();
