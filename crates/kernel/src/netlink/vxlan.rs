@@ -5,7 +5,9 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use netlink_packet_core::{NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
-use netlink_packet_route::link::{InfoData, InfoKind, InfoVxlan, LinkAttribute, LinkInfo};
+use netlink_packet_route::link::{
+    InfoData, InfoKind, InfoVxlan, LinkAttribute, LinkInfo, LinkMessage,
+};
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
@@ -60,7 +62,6 @@ pub(crate) fn vxlan_message(
     msg
 }
 
-use netlink_packet_route::link::LinkMessage;
 
 fn neigh_message(family: AddressFamily, ifindex: u32) -> NeighbourMessage {
     let mut msg = NeighbourMessage::default();
