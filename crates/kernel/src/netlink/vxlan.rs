@@ -62,7 +62,6 @@ pub(crate) fn vxlan_message(
     msg
 }
 
-
 fn neigh_message(family: AddressFamily, ifindex: u32) -> NeighbourMessage {
     let mut msg = NeighbourMessage::default();
     msg.header.family = family;
