@@ -3,7 +3,7 @@ CARGO ?= cargo
 SHELL := /bin/bash
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all deps build release lint fmt test test-unit test-e2e seed ci clean
+.PHONY: all deps build release lint fmt test test-unit test-e2e seed overlay-demo ci clean
 
 all: build
 
@@ -26,6 +26,10 @@ lint:
 # The seed scenario, in a throwaway namespace on the embedded default store.
 seed: deps release
 	bash scripts/in-sandbox.sh bash scripts/seed.sh
+
+# Two overlay hosts with one etcd on this machine, in a throwaway namespace.
+overlay-demo: deps release
+	PATH="$(CURDIR)/target/release:$$PATH" bash scripts/in-sandbox.sh bash scripts/overlay-demo.sh
 
 # Everything CI checks: lint, unit and property tests, black-box tests in namespaces.
 test: deps lint build

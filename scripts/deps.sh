@@ -29,6 +29,12 @@ have runc || need+=(runc)
 { have busybox && busybox --list >/dev/null 2>&1 && file -L "$(command -v busybox)" 2>/dev/null | grep -q static; } \
   || need+=(busybox-static)
 have file || need+=(file)
+# Overlay networks: etcd for the multi-host tests and bench, protoc to build etcd-client's
+# gRPC stubs, iperf3 for the overlay throughput bench.
+have etcd || need+=(etcd-server)
+have etcdctl || need+=(etcd-client)
+have protoc || need+=(protobuf-compiler)
+have iperf3 || need+=(iperf3)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "missing packages: ${need[*]}: run this script as root (sudo)" >&2

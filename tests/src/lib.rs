@@ -6,6 +6,9 @@
 //! firewall and `/run/netns` are never touched. An [`Outside`] is one more namespace wired to
 //! the sandbox by a veth pair: a machine "beyond the host" for NAT and isolation checks.
 //!
+//! A [`cluster::Cluster`] is several such hosts on one underlay bridge with one etcd, for
+//! overlay networks.
+//!
 //! Missing privileges or tools make a test fail with a message saying what to install; no
 //! test is ever skipped. Every command runs under `timeout`, so a hang fails the test.
 
@@ -16,6 +19,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+
+pub mod cluster;
 
 /// Seconds any one command may take before it is killed and the test fails.
 const COMMAND_TIMEOUT: &str = "120";
@@ -146,6 +151,8 @@ pub struct Sandbox {
     holder: Holder,
     dir: PathBuf,
     background: Mutex<Vec<Child>>,
+    /// Extra environment of every command (a cluster host's store and identity).
+    env: Vec<(String, String)>,
 }
 
 impl Sandbox {
@@ -161,7 +168,27 @@ impl Sandbox {
             holder,
             dir,
             background: Mutex::new(Vec::new()),
+            env: Vec::new(),
         }
+    }
+
+    /// A further "host" inside this sandbox: its own network namespace (sharing this
+    /// sandbox's mount namespace), berth directories under `name`, and `env` on every
+    /// command. See [`cluster::Cluster`].
+    pub fn host_in(&self, name: &str, env: Vec<(String, String)>) -> Sandbox {
+        let dir = self.dir.join(name);
+        std::fs::create_dir_all(&dir).expect("create host directory");
+        Sandbox {
+            holder: Holder::start(&["-n"], Some(self.pid())),
+            dir,
+            background: Mutex::new(Vec::new()),
+            env,
+        }
+    }
+
+    /// The sandbox's own directory (removed with it).
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// The holder's pid: `nsenter -t PID -n -m` enters the sandbox.
@@ -201,6 +228,7 @@ impl Sandbox {
         .env("BERTH_ROOT", self.root())
         .env("BERTH_RUN_ROOT", self.run_root())
         .env("BERTH_BIN", berth_bin())
+        .envs(self.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null());
         c
     }

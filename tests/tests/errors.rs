@@ -910,7 +910,7 @@ fn host_and_none_modes_do_not_mix_and_other_drivers_are_refused() {
         &sb,
         &["network", "create", "-d", "overlay", "x"],
         1,
-        &["\"overlay\"", "bridge"],
+        &["overlay networks need a cluster store", "--store etcd://"],
     );
     fails(
         &sb,

@@ -45,21 +45,36 @@ fn handle(conn: UnixStream, st: &mut State) -> std::io::Result<()> {
     (&conn).write_all(format!("{answer}\n").as_bytes())
 }
 
-/// Re-reads the store and hands DNS its new records and listeners, and the relay its
+/// Re-reads the store, programs overlay peers (a new VXLAN device gets its entries before
+/// the door's command returns), hands DNS its new records and listeners and the relay its
 /// `[::1]` ports. A port the relay cannot bind is reported in the inner result; everything
 /// else still changes.
 pub(crate) fn reload(st: &mut State) -> Result<Result<(), String>, String> {
-    let (snap, listeners, counts) =
-        snapshot::read(&mut st.engine, st.dns_port).map_err(|e| e.to_string())?;
+    if let Some(peers) = st.peers.clone() {
+        for e in crate::overlay::program(&mut st.engine, &peers) {
+            tracing::warn!("overlay: {e}");
+        }
+    }
+    reload_dns(st)?;
     let relays = berth_engine::ports::relay::relays(&mut st.engine).map_err(|e| e.to_string())?;
+    let relayed = st.relays.set(&relays);
+    st.metrics.relayed_ports.set(st.relays.len() as i64);
+    Ok(relayed)
+}
+
+/// Re-reads the store (and the remote overlay endpoints) and hands DNS its new records and
+/// listeners.
+pub(crate) fn reload_dns(st: &mut State) -> Result<(), String> {
+    let remote = st.peers.as_ref().map(|p| p.remote()).unwrap_or_default();
+    st.metrics.overlay_peers.set(remote.len() as i64);
+    let (snap, listeners, counts) =
+        snapshot::read(&mut st.engine, st.dns_port, &remote).map_err(|e| e.to_string())?;
     st.dns.set_records(&snap).map_err(|e| e.to_string())?;
     st.dns
         .set_listeners(&listeners)
         .map_err(|e| e.to_string())?;
-    let relayed = st.relays.set(&relays);
     st.metrics.networks.set(counts.networks);
     st.metrics.endpoints.set(counts.endpoints);
     st.metrics.published_ports.set(counts.published_ports);
-    st.metrics.relayed_ports.set(st.relays.len() as i64);
-    Ok(relayed)
+    Ok(())
 }

@@ -4,16 +4,18 @@
 //! It serves DNS for containers ([`berth_dns`]) on the gateways of bridge networks, restores
 //! berth's nftables table when someone deletes or flushes it (`repair`, from nf_tables
 //! notifications), relays `[::1]` host ports to their containers (`relay`: IPv6 has no
-//! `route_localnet`, so NAT cannot), and exports metrics on 127.0.0.1:9355 (`metrics`). The
-//! doors tell it about changes over `<run-root>/agent.sock` (`control`; the client side is
-//! `berth_engine::agent`), and start it on demand. Killing it stops no other traffic: links,
-//! addresses and the firewall live in the kernel; DNS and `[::1]` ports work again once it
-//! restarts.
+//! `route_localnet`, so NAT cannot), keeps this host registered in the cluster store and
+//! programs the peers of its overlay networks (`overlay`, when a store is configured), and
+//! exports metrics on 127.0.0.1:9355 (`metrics`). The doors tell it about changes over
+//! `<run-root>/agent.sock` (`control`; the client side is `berth_engine::agent`), and start it
+//! on demand. Killing it stops no other traffic: links, addresses, overlay peers and the
+//! firewall live in the kernel; DNS and `[::1]` ports work again once it restarts.
 //!
 //! One instance per run root: `<run-root>/agent.pid` is held with `flock` while it runs.
 
 mod control;
 mod metrics;
+mod overlay;
 mod relay;
 mod repair;
 mod snapshot;
@@ -66,6 +68,8 @@ pub(crate) struct State {
     pub(crate) dns_port: u16,
     pub(crate) relays: relay::Relays,
     pub(crate) metrics: metrics::AgentMetrics,
+    /// Endpoints of other hosts, when a cluster store is configured.
+    pub(crate) peers: Option<Arc<overlay::Peers>>,
 }
 
 /// Runs the agent in the foreground until SIGTERM or SIGINT.
@@ -107,12 +111,21 @@ pub fn run(paths: Paths, opts: Options) -> Result<(), Error> {
         dns_port: opts.dns_port,
         relays: relay::Relays::start().map_err(io("start the [::1] relay"))?,
         metrics: agent_metrics.clone(),
+        peers: paths
+            .cluster
+            .as_ref()
+            .map(|c| Arc::new(overlay::Peers::new(&c.host))),
     };
     if let Err(e) = control::reload(&mut state).map_err(Error::Reload)? {
         // Everything else serves; the next reload tries the relay again.
         tracing::warn!("{e}");
     }
+    let peers = state.peers.clone();
     let state = Arc::new(Mutex::new(state));
+    if let (Some(cfg), Some(peers)) = (paths.cluster.clone(), peers) {
+        overlay::spawn(paths.clone(), cfg, peers, Arc::clone(&state))
+            .map_err(io("start the overlay thread"))?;
+    }
 
     if let Some(addr) = opts.metrics {
         metrics::serve(addr, Arc::new(Mutex::new(registry)))

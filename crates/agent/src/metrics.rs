@@ -21,6 +21,10 @@ pub(crate) struct AgentMetrics {
     pub(crate) operations: Family<Vec<(String, String)>, Counter>,
     pub(crate) latency: Family<Vec<(String, String)>, Histogram>,
     pub(crate) firewall_repairs: Counter,
+    /// Endpoints of other hosts on overlay networks, as last read from the cluster store.
+    pub(crate) overlay_peers: Gauge,
+    /// 1 while the agent holds a session with the cluster store, else 0.
+    pub(crate) cluster_connected: Gauge,
 }
 
 impl AgentMetrics {
@@ -35,7 +39,19 @@ impl AgentMetrics {
                 Histogram::new(exponential_buckets(0.0005, 2.0, 14))
             }),
             firewall_repairs: Counter::default(),
+            overlay_peers: Gauge::default(),
+            cluster_connected: Gauge::default(),
         };
+        registry.register(
+            "berth_overlay_peers",
+            "Endpoints of other hosts on overlay networks",
+            m.overlay_peers.clone(),
+        );
+        registry.register(
+            "berth_cluster_connected",
+            "Whether the agent holds a session with the cluster store",
+            m.cluster_connected.clone(),
+        );
         registry.register(
             "berth_networks",
             "Networks in the store",

@@ -17,7 +17,13 @@ pub(crate) struct Counts {
 
 /// The records, the listen addresses (gateways of bridge networks with endpoints here) and
 /// counts. Every bridge network has DNS, the default `bridge` included.
-pub(crate) fn read(engine: &mut Engine, port: u16) -> Result<(Snapshot, Vec<SocketAddr>, Counts)> {
+/// Overlay networks count as bridge networks; `remote` adds the containers of other hosts on
+/// them.
+pub(crate) fn read(
+    engine: &mut Engine,
+    port: u16,
+    remote: &[berth_cluster::EndpointRecord],
+) -> Result<(Snapshot, Vec<SocketAddr>, Counts)> {
     let nets = network::list(engine)?;
     let all = container::list(engine)?;
     let mut counts = Counts {
@@ -34,7 +40,8 @@ pub(crate) fn read(engine: &mut Engine, port: u16) -> Result<(Snapshot, Vec<Sock
         containers: Vec::new(),
     };
     let mut listeners = Vec::new();
-    for n in nets.iter().filter(|n| n.driver == "bridge") {
+    let has_dns = |n: &&berth_store::Network| n.driver == "bridge" || n.driver == "overlay";
+    for n in nets.iter().filter(has_dns) {
         snap.networks.push(NetworkRecord {
             name: n.name.clone(),
             subnets: n.subnets.iter().map(|s| s.subnet).collect(),
@@ -51,9 +58,7 @@ pub(crate) fn read(engine: &mut Engine, port: u16) -> Result<(Snapshot, Vec<Sock
         let endpoints: Vec<Endpoint> = eps
             .iter()
             .filter_map(|e| {
-                let n = nets
-                    .iter()
-                    .find(|n| n.id == e.network_id && n.driver == "bridge")?;
+                let n = nets.iter().find(|n| n.id == e.network_id && has_dns(n))?;
                 Some(Endpoint {
                     network: n.name.clone(),
                     addresses: e.addresses.iter().map(|a| a.addr).collect(),
@@ -74,6 +79,21 @@ pub(crate) fn read(engine: &mut Engine, port: u16) -> Result<(Snapshot, Vec<Sock
                 .map(|a| SocketAddr::new(a, 53))
                 .collect(),
             endpoints,
+        });
+    }
+    for r in remote {
+        let Some(n) = nets.iter().find(|n| n.id == r.network_id) else {
+            continue;
+        };
+        snap.containers.push(Container {
+            id: r.container_id.clone(),
+            name: r.container_name.clone(),
+            dns: Vec::new(),
+            endpoints: vec![Endpoint {
+                network: n.name.clone(),
+                addresses: vec![r.ip],
+                aliases: r.aliases.clone(),
+            }],
         });
     }
     Ok((snap, listeners, counts))

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 #[command(
     name = "berth",
     version,
-    about = "A container network stack: bridge, host and none networks, containers, NAT"
+    about = "A container network stack: bridge, overlay, host and none networks, containers, NAT"
 )]
 pub(crate) struct Cli {
     /// State directory (berth.db).
@@ -26,6 +26,18 @@ pub(crate) struct Cli {
         default_value = "/run/berth"
     )]
     pub(crate) run_root: PathBuf,
+    /// Config file (store, host_name, advertise); /etc/berth/config.toml when it exists.
+    #[arg(long, global = true, env = "BERTH_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+    /// Cluster store for overlay networks: etcd://HOST:PORT[,HOST:PORT...].
+    #[arg(long, global = true, env = "BERTH_STORE")]
+    pub(crate) store: Option<String>,
+    /// This host's name in the cluster (default: the hostname).
+    #[arg(long, global = true, env = "BERTH_HOST_NAME")]
+    pub(crate) host_name: Option<String>,
+    /// This host's VTEP address (default: the source address towards the store).
+    #[arg(long, global = true, env = "BERTH_ADVERTISE")]
+    pub(crate) advertise: Option<String>,
     /// Log filter for stderr (error, warn, info, debug, trace).
     #[arg(long, global = true, env = "BERTH_LOG", default_value = "warn")]
     pub(crate) log_level: String,

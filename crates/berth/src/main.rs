@@ -9,6 +9,7 @@
 mod cli;
 mod cni;
 mod commands;
+mod config;
 mod netavark;
 mod table;
 

@@ -52,8 +52,14 @@ pub fn start(paths: &Paths, args: &[String]) -> std::io::Result<()> {
     cmd.arg("--root")
         .arg(&paths.root)
         .arg("--run-root")
-        .arg(&paths.run_root)
-        .args(["agent", "--foreground"])
+        .arg(&paths.run_root);
+    if let Some(c) = &paths.cluster {
+        cmd.args(["--store", &c.url, "--host-name", &c.host]);
+        if let Some(a) = c.advertise {
+            cmd.arg("--advertise").arg(a.to_string());
+        }
+    }
+    cmd.args(["agent", "--foreground"])
         .args(args)
         // A CNI plugin's environment would make the child take the CNI door.
         .env_remove("CNI_COMMAND")
@@ -63,22 +69,24 @@ pub fn start(paths: &Paths, args: &[String]) -> std::io::Result<()> {
         .process_group(0);
     let mut child = cmd.spawn()?;
     let deadline = Instant::now() + START_TIMEOUT;
+    let mut exited = None;
     loop {
         if request(paths, "ping").is_ok() {
             return Ok(());
         }
-        if let Some(status) = child.try_wait()? {
-            // Another agent won the race to start: that one answers.
-            if request(paths, "ping").is_ok() {
-                return Ok(());
-            }
-            return Err(std::io::Error::other(format!(
-                "the agent exited ({status}); see {}",
-                paths.agent_log().display()
-            )));
+        // A child that exits may have lost the race to another starting agent: that one
+        // answers once it is up, so keep asking until the deadline.
+        if exited.is_none() {
+            exited = child.try_wait()?;
         }
         if Instant::now() >= deadline {
-            return Err(std::io::Error::other("the agent did not answer in time"));
+            return Err(std::io::Error::other(match exited {
+                Some(status) => format!(
+                    "the agent exited ({status}); see {}",
+                    paths.agent_log().display()
+                ),
+                None => "the agent did not answer in time".to_string(),
+            }));
         }
         std::thread::sleep(Duration::from_millis(5));
     }

@@ -1,4 +1,5 @@
 //! The bridge driver on this host: a network is "active" while it has endpoints here.
+//! Overlay networks use it too, with a VXLAN device as one more port of the bridge.
 //!
 //! Activating creates the bridge device, gives it the gateway addresses, brings it up, turns
 //! on forwarding and adds the network's firewall elements. Deactivating (when its last
@@ -6,6 +7,7 @@
 //! Both run under the network's lock, so concurrent berth processes agree.
 
 use crate::error::KernelContext;
+use crate::overlay::{self, device::Vxlan};
 use crate::{Error, Result};
 use berth_firewall::{Firewall, NetworkElements, Update};
 use berth_ipam::IpNet;
@@ -57,7 +59,13 @@ pub(crate) fn elements(net: &Network) -> Option<NetworkElements> {
 
 /// Makes the network's bridge exist and work on this host; returns its ifindex and whether
 /// this call created it (so a failed setup can undo exactly that).
-pub(crate) fn activate(nl: &mut Netlink, fw: &mut Firewall, net: &Network) -> Result<(u32, bool)> {
+/// An overlay network (`vx`) also gets its VXLAN device on the bridge.
+pub(crate) fn activate(
+    nl: &mut Netlink,
+    fw: &mut Firewall,
+    net: &Network,
+    vx: Option<&Vxlan>,
+) -> Result<(u32, bool)> {
     let name = net
         .bridge
         .as_deref()
@@ -72,12 +80,19 @@ pub(crate) fn activate(nl: &mut Netlink, fw: &mut Firewall, net: &Network) -> Re
                 net.name
             )));
         }
+        if let Some(vx) = vx {
+            overlay::device::ensure(nl, vx, link.index)?;
+        }
         return Ok((link.index, false));
     }
     let index = nl
         .create_bridge(name, net.mtu)
         .op(|| format!("create bridge {name} for network {}", net.name))?;
-    if let Err(e) = configure(nl, fw, net, name, index) {
+    let configured = configure(nl, fw, net, name, index, vx).and_then(|()| match vx {
+        Some(vx) => overlay::device::ensure(nl, vx, index),
+        None => Ok(()),
+    });
+    if let Err(e) = configured {
         // Undo all of it: the bridge and any elements the batch added.
         let _ = nl.delete_link(index);
         deactivate(net);
@@ -94,11 +109,14 @@ fn configure(
     net: &Network,
     name: &str,
     index: u32,
+    vx: Option<&Vxlan>,
 ) -> Result<()> {
     // A bridge without a MAC of its own recomputes its id from every port's MAC whenever a
-    // port comes or goes (O(ports) per container): give it a fixed one, from its gateway.
+    // port comes or goes (O(ports) per container): give it a fixed one, from its gateway
+    // (an overlay's, from this host's VTEP: every host's bridge has the gateway address).
     let gw4 = net.subnets.iter().map(|s| s.gateway).find(|g| g.is_ipv4());
-    nl.set_mac(index, crate::ids::mac_for(gw4))
+    let mac = vx.map_or_else(|| crate::ids::mac_for(gw4), Vxlan::bridge_mac);
+    nl.set_mac(index, mac)
         .op(|| format!("set the MAC address of bridge {name}"))?;
     for s in &net.subnets {
         nl.add_address(index, s.gateway, s.subnet.prefix_len())
@@ -128,16 +146,17 @@ pub(crate) fn deactivate(net: &Network) -> Vec<String> {
         return errors;
     };
     match Netlink::open() {
-        Ok(mut nl) => match nl.link_by_name(name) {
-            Ok(Some(link)) if link.kind.as_deref() == Some("bridge") => {
+        Ok(mut nl) => match (overlay::device::remove(&mut nl, net), nl.link_by_name(name)) {
+            (Some(e), _) => errors.push(e),
+            (None, Ok(Some(link))) if link.kind.as_deref() == Some("bridge") => {
                 if let Err(e) = nl.delete_link(link.index) {
                     if !e.is_not_found() {
                         errors.push(format!("delete bridge {name}: {e}"));
                     }
                 }
             }
-            Ok(_) => {}
-            Err(e) => errors.push(format!("look up bridge {name}: {e}")),
+            (None, Ok(_)) => {}
+            (None, Err(e)) => errors.push(format!("look up bridge {name}: {e}")),
         },
         Err(e) => errors.push(format!("open netlink socket: {e}")),
     }

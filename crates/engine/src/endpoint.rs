@@ -24,8 +24,9 @@ pub(crate) fn attach(
     default_route: bool,
 ) -> Result<()> {
     let _lock = Lock::exclusive(&paths.network_lock(&net.id))?;
+    let vx = crate::overlay::device::spec(paths, net)?;
     let mut nl = Netlink::open().op(|| "open netlink socket".into())?;
-    let (bridge_index, created) = bridge::activate(&mut nl, fw, net)?;
+    let (bridge_index, created) = bridge::activate(&mut nl, fw, net, vx.as_ref())?;
     if let Err(e) = veth(&mut nl, net, ep, netns, bridge_index, default_route) {
         let _ = nl.delete_link_by_name(&ep.host_ifname);
         if created {
@@ -124,6 +125,9 @@ pub(crate) fn detach(
     ep: &Endpoint,
 ) -> Vec<String> {
     let mut errors = Vec::new();
+    if net.driver == "overlay" {
+        errors.extend(crate::overlay::claims::withdraw(paths, ep));
+    }
     let _lock = match Lock::exclusive(&paths.network_lock(&net.id)) {
         Ok(l) => Some(l),
         Err(e) => {

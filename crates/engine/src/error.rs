@@ -21,6 +21,8 @@ pub enum Error {
     Store(#[from] berth_store::Error),
     #[error(transparent)]
     Firewall(#[from] berth_firewall::Error),
+    #[error(transparent)]
+    Cluster(#[from] berth_cluster::Error),
     /// The kernel lacks something berth needs (a module, a link type).
     #[error("{op}: {source}: the kernel lacks a feature berth needs: load the bridge and veth modules (modprobe bridge veth) or use a kernel built with them")]
     KernelFeature {

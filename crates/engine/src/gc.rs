@@ -1,7 +1,7 @@
 //! `berth gc`: reconcile this host's kernel state and files with the store.
 //!
 //! Leftovers of a crash are found by berth's naming (host veth ends `bth…`, bridges of
-//! networks the store knows, namespace files and container directories under `<run-root>`)
+//! networks the store knows, VXLAN devices `vx-…` and bridges `ov-…` of no known overlay, namespace files and container directories under `<run-root>`)
 //! and removed; nothing that berth did not name is touched.
 
 use crate::bridge;
@@ -54,6 +54,15 @@ pub(crate) fn run(engine: &mut Engine) -> Result<Vec<String>> {
         .read(|tx| -> Result<_> { Ok((tx.networks()?, tx.all_endpoints()?, tx.containers()?)) })?;
     // 2. Links: veth host ends no endpoint owns; bridges of networks without endpoints.
     let owned: BTreeSet<&str> = endpoints.iter().map(|e| e.host_ifname.as_str()).collect();
+    // VXLAN devices `vx-…` and bridges `ov-…` of overlays this host has no mirror of (a
+    // bridge network's own bridge may be called `ov-…` too: every known name is kept).
+    let known: BTreeSet<String> = networks
+        .iter()
+        .flat_map(|n| {
+            let vx = (n.driver == "overlay").then(|| crate::overlay::vxlan_name(&n.id));
+            n.bridge.clone().into_iter().chain(vx)
+        })
+        .collect();
     let mut nl = Netlink::open().op(|| "open netlink socket".into())?;
     for link in nl.links().op(|| "list links".into())? {
         if link.name.starts_with("bth") && !owned.contains(link.name.as_str()) {
@@ -63,6 +72,18 @@ pub(crate) fn run(engine: &mut Engine) -> Result<Vec<String>> {
                 r => r.op(|| format!("delete stale veth {}", link.name))?,
             }
             done.push(format!("link {}: removed (no endpoint)", link.name));
+        }
+        let stale_overlay = match link.kind.as_deref() {
+            Some("vxlan") => link.name.starts_with("vx-"),
+            Some("bridge") => link.name.starts_with("ov-"),
+            _ => false,
+        } && !known.contains(&link.name);
+        if stale_overlay {
+            match nl.delete_link(link.index) {
+                Err(e) if e.is_not_found() => continue,
+                r => r.op(|| format!("delete stale overlay link {}", link.name))?,
+            }
+            done.push(format!("link {}: removed (no overlay network)", link.name));
         }
     }
     for net in networks.iter().filter(|n| n.bridge.is_some()) {

@@ -13,8 +13,9 @@
 //! Layout: [`network`] (create, list, remove, connect), [`container`] (run, stop, rm, exec),
 //! `bridge` (the bridge driver: activating a network on this host), `endpoint` (one veth
 //! attachment), `gc` (reconcile kernel and store), [`ports`] (published ports), `fw` (the firewall
-//! opened, repaired and reloaded from the store), [`view`] (inspect JSON), [`observe`]
-//! (stats, diagnose, topology and the event log: read-only views of all the above).
+//! opened, repaired and reloaded from the store), [`view`] (inspect JSON), [`overlay`] (networks
+//! across hosts, in the cluster store), [`observe`] (stats, diagnose, topology and the event
+//! log: read-only views of all the above).
 
 pub mod agent;
 mod bridge;
@@ -28,6 +29,7 @@ mod ids;
 mod lock;
 pub mod network;
 pub mod observe;
+pub mod overlay;
 mod paths;
 pub mod ports;
 mod validate;

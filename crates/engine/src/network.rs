@@ -37,7 +37,7 @@ const OPT_BRIDGE_NAME: [&str; 2] = ["bridge_name", "com.docker.network.bridge.na
 const OPT_ICC: [&str; 2] = ["icc", "com.docker.network.bridge.enable_icc"];
 const OPT_MTU: [&str; 2] = ["mtu", "com.docker.network.driver.mtu"];
 
-fn key_value(what: &str, s: &str) -> Result<(String, String)> {
+pub(crate) fn key_value(what: &str, s: &str) -> Result<(String, String)> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
         _ => Err(Error::Invalid(format!(
@@ -113,14 +113,9 @@ fn settings(req: &CreateRequest) -> Result<BridgeSettings> {
                 "only one {d:?} network can exist: use the built-in network {d}"
             )))
         }
-        "overlay" => {
-            return Err(Error::Invalid(
-                "driver \"overlay\" needs a cluster store, which this version of berth does not support yet: use the bridge driver".into(),
-            ))
-        }
         d => {
             return Err(Error::Invalid(format!(
-                "unknown driver {d:?}: use bridge, host or none"
+                "unknown driver {d:?}: use bridge, overlay, host or none"
             )))
         }
     }
@@ -206,6 +201,9 @@ fn explicit_subnets(req: &CreateRequest) -> Result<Vec<SubnetSpec>> {
 
 /// Creates a network. Nothing changes when any input is bad.
 pub fn create(engine: &mut Engine, req: &CreateRequest) -> Result<Network> {
+    if req.driver.as_deref() == Some("overlay") {
+        return crate::overlay::create(engine, req);
+    }
     let set = settings(req)?;
     let explicit = explicit_subnets(req)?;
     let id = new_id();
@@ -308,7 +306,20 @@ pub fn create(engine: &mut Engine, req: &CreateRequest) -> Result<Network> {
     Ok(net)
 }
 
-/// All networks.
+/// All networks, after bringing overlay networks up to date from the cluster store (when
+/// one is configured; then it must be reachable).
+pub fn list_global(engine: &mut Engine) -> Result<Vec<Network>> {
+    crate::overlay::sync(engine)?;
+    list(engine)
+}
+
+/// Brings this host's view of overlay networks up to date from the cluster store (nothing
+/// without one).
+pub fn sync_global(engine: &mut Engine) -> Result<()> {
+    crate::overlay::sync(engine)
+}
+
+/// All networks this host knows, without asking the cluster store.
 pub fn list(engine: &mut Engine) -> Result<Vec<Network>> {
     engine
         .store
@@ -316,14 +327,25 @@ pub fn list(engine: &mut Engine) -> Result<Vec<Network>> {
 }
 
 /// Finds one network by name, id or id prefix.
+/// An overlay network created on another host is looked up in the cluster store.
 pub fn find(engine: &mut Engine, reference: &str) -> Result<Network> {
-    engine
+    let local = engine
         .store
-        .read(|tx| -> Result<_> { Ok(tx.network(reference)?) })?
-        .ok_or_else(|| Error::NotFound {
-            kind: "network",
-            name: reference.to_string(),
-        })
+        .read(|tx| -> Result<_> { Ok(tx.network(reference)?) })?;
+    let found = match local {
+        Some(n) => Some(n),
+        None if crate::overlay::configured(engine) => {
+            crate::overlay::sync(engine)?;
+            engine
+                .store
+                .read(|tx| -> Result<_> { Ok(tx.network(reference)?) })?
+        }
+        None => None,
+    };
+    found.ok_or_else(|| Error::NotFound {
+        kind: "network",
+        name: reference.to_string(),
+    })
 }
 
 /// Refuses to remove built-in networks and networks with endpoints.
@@ -355,14 +377,15 @@ fn check_removable(tx: &berth_store::Tx<'_>, net: &Network) -> Result<()> {
 /// Removes a network that has no containers. Returns its name. All or nothing: a bridge
 /// that a crash left behind is removed first, and the row only when that worked.
 pub fn remove(engine: &mut Engine, reference: &str) -> Result<String> {
-    let net = engine.store.read(|tx| -> Result<Network> {
-        let net = tx.network(reference)?.ok_or_else(|| Error::NotFound {
-            kind: "network",
-            name: reference.to_string(),
-        })?;
-        check_removable(tx, &net)?;
-        Ok(net)
-    })?;
+    // `find` looks an overlay created elsewhere up in the cluster store.
+    let net = find(engine, reference)?;
+    engine
+        .store
+        .read(|tx| -> Result<()> { check_removable(tx, &net) })?;
+    // An overlay goes from the cluster first: refused while any host has endpoints on it.
+    if net.driver == "overlay" {
+        crate::overlay::remove(engine, &net)?;
+    }
     // Under the network's lock no endpoint can activate it meanwhile.
     let _lock = Lock::exclusive(&engine.paths.network_lock(&net.id))?;
     if let Some(name) = &net.bridge {
@@ -388,12 +411,13 @@ pub fn remove(engine: &mut Engine, reference: &str) -> Result<String> {
     Ok(net.name)
 }
 
-/// Removes every user network without containers; returns their names.
+/// Removes every local user network without containers; returns their names. Overlay
+/// networks are left alone: they belong to the cluster (`network rm` removes one).
 pub fn prune(engine: &mut Engine) -> Result<Vec<String>> {
     let candidates = engine.store.read(|tx| -> Result<Vec<String>> {
         let mut out = Vec::new();
         for n in tx.networks()? {
-            if !n.builtin && tx.endpoints_of_network(&n.id)?.is_empty() {
+            if !n.builtin && n.driver != "overlay" && tx.endpoints_of_network(&n.id)?.is_empty() {
                 out.push(n.id);
             }
         }

@@ -1,4 +1,5 @@
-//! Where berth keeps its state and runtime files.
+//! Where berth keeps its state and runtime files, and which cluster store (if any) holds
+//! its global state.
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +10,8 @@ pub struct Paths {
     pub root: PathBuf,
     /// Namespace files, container files and locks (default `/run/berth`).
     pub run_root: PathBuf,
+    /// The cluster store and this host's identity in it, when overlays are configured.
+    pub cluster: Option<berth_cluster::Config>,
 }
 
 impl Paths {
@@ -17,6 +20,7 @@ impl Paths {
         Paths {
             root: root.into(),
             run_root: run_root.into(),
+            cluster: None,
         }
     }
 

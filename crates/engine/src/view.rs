@@ -36,26 +36,30 @@ pub fn network(net: &Network, members: &[(Container, Endpoint)]) -> Value {
     if let Some(m) = net.mtu {
         options.insert("mtu".into(), Value::String(m.to_string()));
     }
-    json!({
-        "Id": net.id,
-        "Name": net.name,
-        "Driver": net.driver,
-        "Scope": "local",
-        "Created": net.created,
-        "Internal": net.internal,
-        "EnableIPv6": net.ipv6,
-        "BuiltIn": net.builtin,
-        "Subnets": net.subnets.iter().map(|s| {
-            let mut o = json!({"Subnet": s.subnet.to_string(), "Gateway": s.gateway.to_string()});
-            if let Some(r) = s.range {
-                o["IPRange"] = Value::String(r.to_string());
-            }
-            o
-        }).collect::<Vec<_>>(),
-        "Options": options,
-        "Labels": net.labels,
-        "Containers": containers,
-    })
+    let mut v = json!({
+       "Id": net.id,
+       "Name": net.name,
+       "Driver": net.driver,
+       "Scope": if net.driver == "overlay" { "global" } else { "local" },
+       "Created": net.created,
+       "Internal": net.internal,
+       "EnableIPv6": net.ipv6,
+       "BuiltIn": net.builtin,
+       "Subnets": net.subnets.iter().map(|s| {
+           let mut o = json!({"Subnet": s.subnet.to_string(), "Gateway": s.gateway.to_string()});
+           if let Some(r) = s.range {
+               o["IPRange"] = Value::String(r.to_string());
+           }
+           o
+       }).collect::<Vec<_>>(),
+       "Options": options,
+       "Labels": net.labels,
+       "Containers": containers,
+    });
+    if let Some(vni) = net.options.get("vni").and_then(|v| v.parse::<u32>().ok()) {
+        v["VNI"] = json!(vni);
+    }
+    v
 }
 
 /// Published ports as Docker shows them: `{"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}`.

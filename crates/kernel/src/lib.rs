@@ -30,3 +30,5 @@ pub use error::{Error, Result};
 mod privileged_nft_tests;
 #[cfg(test)]
 mod privileged_tests;
+#[cfg(test)]
+mod privileged_vxlan_tests;

@@ -25,7 +25,8 @@ use berth_engine::{Engine, Paths};
 
 /// Runs the parsed command.
 pub(crate) fn dispatch(cli: Cli) -> Result<Outcome, Failure> {
-    let paths = Paths::new(cli.root, cli.run_root);
+    let mut paths = Paths::new(cli.root.clone(), cli.run_root.clone());
+    paths.cluster = crate::config::cluster(&cli).map_err(|e| Failure::with_code(e, 2))?;
     // `run` reports berth's own failures with 125, so it opens the engine itself.
     let command = match cli.command {
         Command::Run(args) => return run::run(paths, args),

@@ -28,7 +28,7 @@ pub(crate) fn run(engine: &mut Engine, cmd: NetworkCommand) -> Result<Outcome, F
             println!("{}", net.id);
         }
         NetworkCommand::Ls(f) => {
-            let nets = network::list(engine)?;
+            let nets = network::list_global(engine)?;
             match f.format {
                 Format::Json => {
                     let all = inspect_all(engine, nets.iter().map(|n| n.id.clone()).collect())?;
@@ -70,6 +70,7 @@ pub(crate) fn run(engine: &mut Engine, cmd: NetworkCommand) -> Result<Outcome, F
             }
         }
         NetworkCommand::Inspect(a) => {
+            network::sync_global(engine)?;
             let mut found = Vec::new();
             let mut missing = Vec::new();
             for r in &a.networks {

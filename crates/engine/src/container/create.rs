@@ -70,7 +70,12 @@ fn check(engine: &mut Engine, req: &RunRequest) -> Result<Checked> {
         }
         networks.push(net);
     }
-    let special = networks.iter().find(|n| n.driver != "bridge");
+    for net in networks.iter_mut().filter(|n| n.driver == "overlay") {
+        *net = crate::overlay::refresh(engine, net)?;
+    }
+    let special = networks
+        .iter()
+        .find(|n| n.driver != "bridge" && n.driver != "overlay");
     let mode = match special {
         Some(n) if networks.len() > 1 => {
             return Err(Error::Invalid(format!(
@@ -216,7 +221,23 @@ pub fn create(engine: &mut Engine, req: &RunRequest) -> Result<Container> {
         finished: None,
         owner: None,
     };
-    let (endpoints, published) = engine.store.write(|tx| -> Result<_> {
+    // Overlay addresses are claimed in the cluster store first (given back on failure).
+    let mut claims = crate::overlay::claims::Claims::begin(&engine.paths, &c.id, &c.networks)?;
+    let mut fixed: Vec<Option<IpAddr>> = Vec::new();
+    for (i, net) in c.networks.iter().enumerate() {
+        let wanted = if i == 0 { c.ip } else { None };
+        fixed.push(match net.driver.as_str() {
+            "overlay" => match claims.claim(net, wanted) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    claims.release();
+                    return Err(e);
+                }
+            },
+            _ => wanted,
+        });
+    }
+    let recorded = engine.store.write(|tx| -> Result<_> {
         if tx.container(&c.name)?.is_some_and(|o| o.name == c.name) {
             return Err(Error::Conflict(format!(
                 "container name {} is already in use",
@@ -226,13 +247,12 @@ pub fn create(engine: &mut Engine, req: &RunRequest) -> Result<Container> {
         tx.insert_container(&container)?;
         let mut eps = Vec::new();
         for (i, net) in c.networks.iter().enumerate() {
-            let ip = if i == 0 { c.ip } else { None };
             let ep = plan_endpoint(
                 tx,
                 &c.id,
                 net,
                 format!("eth{i}"),
-                ip.as_slice(),
+                fixed[i].as_slice(),
                 None,
                 &req.aliases,
             )?;
@@ -254,7 +274,14 @@ pub fn create(engine: &mut Engine, req: &RunRequest) -> Result<Container> {
             published = ports::elements(&rows, v4, v6);
         }
         Ok((eps, published))
-    })?;
+    });
+    let (endpoints, published) = match recorded {
+        Ok(r) => r,
+        Err(e) => {
+            claims.release();
+            return Err(e);
+        }
+    };
     // The firewall opens after the rows exist: when it must be (re)installed from the store,
     // this container's ports are part of it, and a crash there leaves a row `gc` cleans up.
     let mut fw = None;
@@ -267,9 +294,11 @@ pub fn create(engine: &mut Engine, req: &RunRequest) -> Result<Container> {
     .and_then(|()| match (&mut fw, published.is_empty()) {
         (Some(fw), false) => Ok(fw.apply(Update::new().add_ports(&published))?),
         _ => Ok(()),
-    });
+    })
+    .and_then(|()| claims.publish(&container, &endpoints, &c.networks));
     if let Err(e) = built {
         let _ = super::remove::teardown(engine, &container, &endpoints);
+        claims.release();
         return Err(e);
     }
     if !c.networks.is_empty() {

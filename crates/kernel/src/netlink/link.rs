@@ -112,7 +112,7 @@ impl Link {
     }
 }
 
-fn link_message(index: u32) -> LinkMessage {
+pub(crate) fn link_message(index: u32) -> LinkMessage {
     let mut msg = LinkMessage::default();
     msg.header.index = index;
     msg

@@ -1,5 +1,5 @@
 //! rtnetlink (NETLINK_ROUTE) requests: links (with their counters), addresses, routes,
-//! neighbours.
+//! neighbours, VXLAN devices with their FDB and neighbour entries.
 //!
 //! Each builder sends exactly one request and waits for the kernel's
 //! acknowledgement, so errors come back typed ([`crate::Error::Netlink`])
@@ -10,12 +10,14 @@ mod link;
 mod neighbour;
 mod route;
 mod socket;
+mod vxlan;
 
 pub use addr::Address;
 pub use link::{Link, LinkStats};
 pub use neighbour::Neighbour;
 pub use route::{Route, TABLE_LOCAL, TABLE_MAIN};
 pub use socket::Netlink;
+pub use vxlan::{fmt_mac, FdbEntry, StaticNeighbour, FLOOD_MAC, VXLAN_PORT};
 
 use crate::{Error, Result};
 
