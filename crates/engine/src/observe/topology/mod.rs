@@ -10,8 +10,8 @@
 
 use super::overlay::Programmed;
 use super::NsView;
-use crate::error::KernelContext;
 use crate::container::{self, live_state};
+use crate::error::KernelContext;
 use crate::{Engine, Result};
 use berth_kernel::netlink::Netlink;
 use berth_store::{Container, Endpoint, Network, PortMapping};

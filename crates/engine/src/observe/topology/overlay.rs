@@ -79,14 +79,31 @@ pub(crate) fn add(
                 container: rec.map(|r| r.container_name.clone()),
                 programmed: true,
             };
-            entry(&mut peers, e.vtep, host_of(e.vtep), p.flood.contains(&e.vtep)).endpoints.push(node);
+            entry(
+                &mut peers,
+                e.vtep,
+                host_of(e.vtep),
+                p.flood.contains(&e.vtep),
+            )
+            .endpoints
+            .push(node);
         }
         for r in &recs {
-            let programmed = p.fdb.iter().any(|e| fmt_mac(&e.mac).eq_ignore_ascii_case(&r.mac));
+            let programmed = p
+                .fdb
+                .iter()
+                .any(|e| fmt_mac(&e.mac).eq_ignore_ascii_case(&r.mac));
             if programmed {
                 continue;
             }
-            entry(&mut peers, r.vtep, host_of(r.vtep), p.flood.contains(&r.vtep)).endpoints.push(RemoteEndpointNode {
+            entry(
+                &mut peers,
+                r.vtep,
+                host_of(r.vtep),
+                p.flood.contains(&r.vtep),
+            )
+            .endpoints
+            .push(RemoteEndpointNode {
                 mac: r.mac.clone(),
                 ip: Some(r.ip.to_string()),
                 container: Some(r.container_name.clone()),

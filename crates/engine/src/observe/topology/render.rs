@@ -58,11 +58,7 @@ fn peer_lines(n: &NetworkNode) -> Vec<String> {
     n.peers
         .iter()
         .map(|p| {
-            let mut line = format!(
-                "peer {} vtep {}",
-                p.host.as_deref().unwrap_or("?"),
-                p.vtep
-            );
+            let mut line = format!("peer {} vtep {}", p.host.as_deref().unwrap_or("?"), p.vtep);
             if !p.flood {
                 line.push_str(" (NO FLOOD ENTRY)");
             }
@@ -188,7 +184,7 @@ pub fn dot(t: &Topology) -> String {
     );
     for h in t.hosts.iter().filter(|h| h.local) {
         let label = match &h.vtep {
-            Some(v) => format!("host {}\nvtep {v}", h.name),
+            Some(v) => format!("host {}\\nvtep {v}", h.name),
             None => format!("host {}", h.name),
         };
         let _ = writeln!(
