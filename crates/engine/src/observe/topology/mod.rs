@@ -372,4 +372,59 @@ mod tests {
         assert!(d.contains("\"net:front\" -> \"ctr:web\" [label=\"eth0 172.18.0.2/16\"];"));
         assert!(d.trim_end().ends_with('}'));
     }
+
+    #[test]
+    fn overlay_peers_join_kernel_entries_with_the_cluster_records() {
+        use berth_cluster::EndpointRecord;
+        use berth_kernel::netlink::{FdbEntry, StaticNeighbour};
+        let mut t = scenario();
+        let rec = |host: &str, vtep: &str, name: &str, ip: &str, mac: &str| EndpointRecord {
+            id: name.into(),
+            network_id: "n1".into(),
+            host: host.into(),
+            vtep: vtep.parse().unwrap(),
+            container_id: format!("id-{name}"),
+            container_name: name.into(),
+            aliases: vec![],
+            ip: ip.parse().unwrap(),
+            mac: mac.into(),
+        };
+        let records = vec![
+            rec("h2", "10.100.0.2", "b2", "10.0.0.3", "02:42:0a:00:00:03"),
+            rec("h2", "10.100.0.2", "c2", "10.0.0.4", "02:42:0a:00:00:04"),
+            rec("h1", "10.100.0.1", "a1", "10.0.0.2", "02:42:0a:00:00:02"),
+        ];
+        let vtep: std::net::IpAddr = "10.100.0.2".parse().unwrap();
+        let p = Programmed {
+            name: "vx-n1".into(),
+            vni: Some(4096),
+            link: Some(link(9, "vx-n1", Some(5))),
+            fdb: vec![FdbEntry {
+                mac: [2, 0x42, 10, 0, 0, 3],
+                vtep,
+            }],
+            flood: vec![vtep],
+            neighbours: vec![StaticNeighbour {
+                ip: "10.0.0.3".parse().unwrap(),
+                mac: [2, 0x42, 10, 0, 0, 3],
+            }],
+        };
+        overlay::add(&mut t, &[("n1".into(), p)], Some(&records), Some("h1"));
+        let n = &t.networks[0];
+        assert_eq!(n.vni, Some(4096));
+        assert!(n.vxlan.as_ref().is_some_and(|v| v.present && v.up));
+        assert_eq!(n.peers.len(), 1, "the local host is no peer");
+        let peer = &n.peers[0];
+        assert_eq!((peer.host.as_deref(), peer.flood), (Some("h2"), true));
+        let eps: Vec<(Option<&str>, bool)> = peer
+            .endpoints
+            .iter()
+            .map(|e| (e.container.as_deref(), e.programmed))
+            .collect();
+        assert_eq!(eps, [(Some("b2"), true), (Some("c2"), false)]);
+        assert_eq!(t.hosts.len(), 2);
+        assert_eq!(t.hosts[1].name, "h2");
+        assert!(text(&t).contains("c2 10.0.0.4 02:42:0a:00:00:04 (NOT PROGRAMMED)"));
+        assert!(dot(&t).contains("subgraph cluster_remote0"));
+    }
 }

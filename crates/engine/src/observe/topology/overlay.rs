@@ -62,7 +62,7 @@ pub(crate) fn add(
         let host_of = |vtep: IpAddr| recs.iter().find(|r| r.vtep == vtep).map(|r| r.host.clone());
         let mut peers: BTreeMap<IpAddr, PeerNode> = BTreeMap::new();
         for vtep in &p.flood {
-            let _ = entry(&mut peers, *vtep, host_of(*vtep), p.flood.contains(&*vtep));
+            let _ = entry(&mut peers, *vtep, host_of(*vtep), p.flood.contains(vtep));
         }
         for e in &p.fdb {
             let mac = fmt_mac(&e.mac);

@@ -91,7 +91,7 @@ fn shown(t: &Topology) -> Vec<&NetworkNode> {
 /// The text form: each host, its networks, and each network's containers.
 pub fn text(t: &Topology) -> String {
     let mut out = String::new();
-    for h in &t.hosts {
+    for h in t.hosts.iter().filter(|h| h.local) {
         match &h.vtep {
             Some(v) => writeln!(out, "host {} (vtep {v})", h.name),
             None => writeln!(out, "host {}", h.name),
@@ -154,6 +154,10 @@ pub fn text(t: &Topology) -> String {
             }
             let _ = writeln!(out, "{line}");
         }
+    }
+    for h in t.hosts.iter().filter(|h| !h.local) {
+        let vtep = h.vtep.as_deref().unwrap_or("?");
+        let _ = writeln!(out, "remote host {} (vtep {vtep})", h.name);
     }
     out
 }
@@ -297,7 +301,7 @@ fn remote_hosts(t: &Topology, s: &mut String) {
         let vtep = h.vtep.clone().unwrap_or_default();
         let _ = writeln!(
             s,
-            "  subgraph cluster_remote{i} {{\n    label={};\n    style=dashed;\n    color=\"#888888\";",
+            "  subgraph cluster_remote{i} {{\n    label={};\n    style=dashed;\n    color=\"#888888\";\n    fontname=\"Helvetica\";",
             quote(&format!("host {} (vtep {vtep})", h.name))
         );
         let mut edges = Vec::new();
