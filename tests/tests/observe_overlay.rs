@@ -118,6 +118,15 @@ fn overlay_topology_diagnose_and_events_across_two_hosts() {
         (0, Some("reachable")),
         "{r}"
     );
+    // The checks made for bridge networks hold for overlay endpoints too.
+    for (src, dst) in [("a1", "host"), ("host", "a1b:7000")] {
+        let (rc, r) = diagnose(h1, src, dst);
+        assert_eq!(
+            (rc, r["verdict"]["code"].as_str()),
+            (0, Some("reachable")),
+            "{r}"
+        );
+    }
 
     // The neighbour entry of b2 gone: ARP for it goes unanswered.
     h1.ok(&format!("ip neigh del {b2} dev {vx}"));
