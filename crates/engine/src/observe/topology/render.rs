@@ -43,7 +43,7 @@ fn network_line(n: &NetworkNode) -> String {
     }
     if let Some(v) = &n.vxlan {
         let state = match (v.present, v.up) {
-            (false, _) => "MISSING".to_string(),
+            (false, _) => "not active".to_string(),
             (true, true) => format!("up mtu {}", v.mtu.unwrap_or_default()),
             (true, false) => "DOWN".to_string(),
         };
@@ -221,7 +221,7 @@ pub fn dot(t: &Topology) -> String {
         }
         if let Some(v) = &n.vxlan {
             let state = match (v.present, v.up) {
-                (false, _) => "MISSING",
+                (false, _) => "inactive",
                 (true, true) => "up",
                 (true, false) => "DOWN",
             };
