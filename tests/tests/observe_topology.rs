@@ -244,3 +244,57 @@ fn text_dot_and_svg_render_and_the_svg_becomes_a_png() {
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("install graphviz"), "{out:?}");
 }
+
+/// 50 containers on 5 networks (created, not started: the picture needs no processes).
+fn fifty_containers(sb: &Sandbox) -> Vec<String> {
+    let mut script = String::from("export BERTH_NO_AGENT=1; set -e\n");
+    for n in ["web", "api", "data", "jobs", "admin"] {
+        script.push_str(&format!("berth network create {n} >/dev/null\n"));
+    }
+    let mut names = Vec::new();
+    for i in 0..50 {
+        let net = ["web", "api", "data", "jobs", "admin"][i % 5];
+        let name = format!("{net}-{:02}", i / 5 + 1);
+        script.push_str(&format!(
+            "berth create --name {name} --network {net} sleep 1 >/dev/null\n"
+        ));
+        names.push(name);
+    }
+    sb.ok(&script);
+    names
+}
+
+#[test]
+fn fifty_containers_on_five_networks_render_to_svg_and_png() {
+    let sb = Sandbox::new();
+    let names = fifty_containers(&sb);
+    let dir = sb.root();
+    let (svg, png) = (dir.join("50.svg"), dir.join("50.png"));
+    sb.ok(&format!("berth topology --format svg > {}", svg.display()));
+    let parsed = sb.ok(&format!(
+        "python3 -c 'import sys, xml.etree.ElementTree as E; r = E.parse(sys.argv[1]).getroot(); print(r.tag); print(\"\\n\".join(t.text or \"\" for t in r.iter()))' {}",
+        svg.display()
+    ));
+    let mut lines = parsed.lines();
+    assert_eq!(lines.next(), Some("{http://www.w3.org/2000/svg}svg"));
+    let texts: Vec<&str> = lines.collect();
+    for name in &names {
+        assert!(texts.contains(&name.as_str()), "{name} in the SVG");
+    }
+    sb.ok(&format!(
+        "rsvg-convert {} -o {}",
+        svg.display(),
+        png.display()
+    ));
+    let bytes = std::fs::read(&png).expect("PNG written");
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    let width = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+    let height = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+    assert!(
+        bytes.len() > 10_000 && width > 300 && height > 300,
+        "{width}x{height}"
+    );
+    if let Some(out) = std::env::var_os("BERTH_KEEP_SVG") {
+        std::fs::copy(&svg, out).expect("copy the SVG");
+    }
+}

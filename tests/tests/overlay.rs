@@ -318,9 +318,14 @@ fn overlay_containers_publish_ports_and_leave_through_their_host() {
         "ov",
     ]);
     h1.echo_server("web", &["--network", "ov", "-p", "8080:7000"], 7000);
-    // Published on host 1's underlay address, reached from host 2 itself (no container).
-    let out = h2.sh("echo hi | timeout 5 socat -T2 - TCP:10.100.0.1:8080,connect-timeout=2");
-    assert_eq!(out.stdout.trim(), "hi", "{out:?}");
+    // Published on host 1's underlay address, reached from host 2 itself (no container),
+    // once the server listens (`run -d` returns before socat does).
+    let hi = || h2.sh("echo hi | timeout 5 socat -T2 - TCP:10.100.0.1:8080,connect-timeout=2");
+    assert!(
+        eventually(Duration::from_secs(5), || hi().stdout.trim() == "hi"),
+        "{:?}",
+        hi()
+    );
     // Outbound: masqueraded to host 1's address.
     c.underlay.spawn(
         "exec socat TCP-LISTEN:9000,bind=10.100.0.254,fork,reuseaddr SYSTEM:'echo $SOCAT_PEERADDR'",

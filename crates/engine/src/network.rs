@@ -202,7 +202,15 @@ fn explicit_subnets(req: &CreateRequest) -> Result<Vec<SubnetSpec>> {
 /// Creates a network. Nothing changes when any input is bad.
 pub fn create(engine: &mut Engine, req: &CreateRequest) -> Result<Network> {
     if req.driver.as_deref() == Some("overlay") {
-        return crate::overlay::create(engine, req);
+        let net = crate::overlay::create(engine, req)?;
+        events::record(
+            &mut engine.store,
+            "network",
+            "create",
+            (&net.id, &net.name),
+            &[("driver", "overlay")],
+        );
+        return Ok(net);
     }
     let set = settings(req)?;
     let explicit = explicit_subnets(req)?;

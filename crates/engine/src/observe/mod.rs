@@ -1,12 +1,14 @@
 //! Read-only observation of what berth built: per-interface counters ([`stats`]), the
 //! reachability walk of `berth diagnose` ([`diagnose`]), the picture of networks and
-//! containers ([`topology`]), and the event log ([`events`]).
+//! containers ([`topology`]), and the event log ([`events`]); `overlay` reads what an
+//! overlay's VXLAN device holds for the first two.
 //!
 //! Nothing here changes the kernel or the store, except [`events`], which appends to the
 //! log on behalf of the verbs.
 
 pub mod diagnose;
 pub mod events;
+mod overlay;
 pub mod stats;
 pub mod topology;
 

@@ -9,17 +9,20 @@
 //!
 //! Each step is a [`Check`]; the first failing one gives the [`Verdict`]. `walk` holds one
 //! function per kind of path, `checks` the steps they share, `published` the paths through a
-//! published port, `nft` the ruleset evaluator and `probe` the TCP probe. Overlay networks
-//! will add their own steps (VXLAN device up, FDB/neighbour entry per remote peer) under the
+//! published port, `nft` the ruleset evaluator and `probe` the TCP probe. A DST on another
+//! host (a container or address the cluster store knows on an overlay network) is walked by
+//! `remote`: the VXLAN device and its FDB, neighbour and flood entries for DST, under the
 //! same `not-programmed` verdict the bridge port check uses.
 
 mod checks;
 mod nft;
 mod probe;
 mod published;
+mod remote;
 mod walk;
 
 use crate::{Engine, Error, Result};
+use berth_cluster::EndpointRecord;
 use berth_store::{Container, Endpoint};
 use serde::Serialize;
 use std::net::IpAddr;
@@ -123,6 +126,8 @@ pub(crate) enum Side {
         eps: Vec<Endpoint>,
         addr: Option<IpAddr>,
     },
+    /// A container endpoint on another host, as the cluster store records it.
+    Remote(EndpointRecord),
     /// An address berth knows nothing of (beyond the host).
     External(IpAddr),
 }
@@ -136,6 +141,7 @@ impl Side {
             Side::Container {
                 c, addr: Some(a), ..
             } => format!("{} ({a})", c.name),
+            Side::Remote(r) => format!("{} ({} on host {})", r.container_name, r.ip, r.host),
             Side::External(a) => a.to_string(),
         }
     }
@@ -158,18 +164,52 @@ fn resolve(engine: &mut Engine, name: &str, host_addrs: &[IpAddr]) -> Result<Sid
                 });
             }
         }
-        return Ok(match host_addrs.contains(&addr) {
-            true => Side::Host(Some(addr)),
-            false => Side::External(addr),
+        if host_addrs.contains(&addr) {
+            return Ok(Side::Host(Some(addr)));
+        }
+        return Ok(match remote(engine, |r| r.ip == addr)? {
+            Some(r) => Side::Remote(r),
+            None => Side::External(addr),
         });
     }
-    let c = crate::container::find(engine, name)?;
+    let c = match crate::container::find(engine, name) {
+        Err(Error::NotFound { .. }) if crate::overlay::configured(engine) => {
+            let found = remote(engine, |r| {
+                r.container_name == name || (name.len() >= 4 && r.container_id.starts_with(name))
+            })?;
+            if let Some(r) = found {
+                return Ok(Side::Remote(r));
+            }
+            crate::container::find(engine, name)?
+        }
+        other => other?,
+    };
     if c.mode == berth_store::NetworkMode::Host {
         // It shares the host's namespace: its traffic is the host's.
         return Ok(Side::Host(None));
     }
     let eps = crate::container::endpoints(engine, &c.id)?;
     Ok(Side::Container { c, eps, addr: None })
+}
+
+/// The first endpoint record of another host on an overlay network that `pick` chooses.
+fn remote(
+    engine: &mut Engine,
+    pick: impl Fn(&EndpointRecord) -> bool,
+) -> Result<Option<EndpointRecord>> {
+    if !crate::overlay::configured(engine) {
+        return Ok(None);
+    }
+    // The local mirrors as they are: a store that does not answer finds no remote DST
+    // rather than failing the diagnosis.
+    let nets = engine
+        .store
+        .read(|tx| -> Result<Vec<berth_store::Network>> { Ok(tx.networks()?) })?;
+    let local = super::overlay::host_name(engine);
+    let records = super::overlay::records(engine, &nets).unwrap_or_default();
+    Ok(records
+        .into_iter()
+        .find(|r| Some(&r.host) != local.as_ref() && pick(r)))
 }
 
 /// Diagnoses the path from `src` (a container, `host` or an address) to `dst`.

@@ -77,6 +77,21 @@ impl<'e> Walk<'e> {
                 self.towards_container(Some(*a), c, eps, *addr)
             }
             (Side::External(a), Side::Host(h)) => self.outside_to_host(*a, *h),
+            (Side::Container { c, eps, .. }, Side::Remote(r)) => {
+                self.container_to_remote(c, eps, r)
+            }
+            (Side::Remote(r), _) => {
+                return Err(Error::Invalid(format!(
+                    "{} runs on host {}: run berth diagnose there",
+                    r.container_name, r.host
+                )))
+            }
+            (_, Side::Remote(r)) => {
+                return Err(Error::Invalid(format!(
+                    "{} runs on host {} and only a local container reaches it over the overlay: give one as SRC",
+                    r.container_name, r.host
+                )))
+            }
             _ => {
                 return Err(Error::Invalid(format!(
                     "nothing of berth's lies between {} and {}: give a container on one side",

@@ -5,22 +5,27 @@
 //!
 //! [`build`] gathers; [`Topology`] is plain data, rendered by [`text`] and [`dot`] (in
 //! `render`; SVG is graphviz's rendering of the DOT, done by the caller). Overlay networks
-//! will add their VNI and VXLAN device to [`NetworkNode`] and remote hosts to
-//! [`Topology::hosts`]; bridge networks leave those empty.
+//! add their VNI, VXLAN device and remote peers to [`NetworkNode`] and the other hosts to
+//! [`Topology::hosts`] (in `overlay`); bridge networks leave those empty.
 
+use super::overlay::Programmed;
 use super::NsView;
 use crate::container::{self, live_state};
+use crate::error::KernelContext;
 use crate::{Engine, Result};
+use berth_kernel::netlink::Netlink;
 use berth_store::{Container, Endpoint, Network, PortMapping};
 use serde::Serialize;
 
+mod overlay;
 mod render;
+pub use overlay::{PeerNode, RemoteEndpointNode};
 pub use render::{dot, text};
 
 /// Everything `berth topology` shows.
 #[derive(Debug, Serialize)]
 pub struct Topology {
-    /// The hosts with berth endpoints; one (this host) until overlay networks exist.
+    /// This host first, then the other hosts behind the VTEPs of overlay networks.
     pub hosts: Vec<HostNode>,
     pub networks: Vec<NetworkNode>,
     pub containers: Vec<ContainerNode>,
@@ -33,6 +38,8 @@ pub struct HostNode {
     pub name: String,
     /// This machine.
     pub local: bool,
+    /// The VTEP address (hosts in a cluster).
+    pub vtep: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -46,10 +53,12 @@ pub struct NetworkNode {
     pub icc: bool,
     /// The Linux bridge of a bridge network.
     pub bridge: Option<DeviceNode>,
-    /// VXLAN network identifier (overlay networks; none yet).
+    /// VXLAN network identifier (overlay networks).
     pub vni: Option<u32>,
-    /// The VXLAN device (overlay networks; none yet).
+    /// The VXLAN device on this host (overlay networks).
     pub vxlan: Option<DeviceNode>,
+    /// The other hosts' VTEPs and their endpoints, as this host's VXLAN device holds them.
+    pub peers: Vec<PeerNode>,
 }
 
 /// A kernel device as found on this host.
@@ -126,7 +135,22 @@ pub fn build(engine: &mut Engine) -> Result<Topology> {
     for (c, _) in &containers {
         inner.push(NsView::container(c)?);
     }
-    Ok(assemble(&nets, &containers, &ports, &host, &inner))
+    let mut t = assemble(&nets, &containers, &ports, &host, &inner);
+    let mut overlays = Vec::new();
+    if nets.iter().any(|n| n.driver == "overlay") {
+        let mut nl = Netlink::open().op(|| "open netlink socket".into())?;
+        for n in nets.iter().filter(|n| n.driver == "overlay") {
+            overlays.push((n.id.clone(), Programmed::read(&mut nl, n)?));
+        }
+    }
+    let records = super::overlay::records(engine, &nets);
+    let local = super::overlay::host_name(engine);
+    if let (Some(name), Some(cfg)) = (&local, &engine.paths.cluster) {
+        t.hosts[0].name = name.clone();
+        t.hosts[0].vtep = cfg.vtep().ok().map(|v| v.to_string());
+    }
+    overlay::add(&mut t, &overlays, records.as_deref(), local.as_deref());
+    Ok(t)
 }
 
 fn hostname() -> String {
@@ -161,6 +185,7 @@ fn assemble(
             bridge: n.bridge.as_deref().map(|b| device(host, b)),
             vni: None,
             vxlan: None,
+            peers: Vec::new(),
         })
         .collect();
     let mut nodes = Vec::new();
@@ -229,6 +254,7 @@ fn assemble(
         hosts: vec![HostNode {
             name: hostname(),
             local: true,
+            vtep: None,
         }],
         networks,
         containers: nodes,
@@ -345,5 +371,60 @@ mod tests {
         assert!(d.starts_with("digraph berth {"));
         assert!(d.contains("\"net:front\" -> \"ctr:web\" [label=\"eth0 172.18.0.2/16\"];"));
         assert!(d.trim_end().ends_with('}'));
+    }
+
+    #[test]
+    fn overlay_peers_join_kernel_entries_with_the_cluster_records() {
+        use berth_cluster::EndpointRecord;
+        use berth_kernel::netlink::{FdbEntry, StaticNeighbour};
+        let mut t = scenario();
+        let rec = |host: &str, vtep: &str, name: &str, ip: &str, mac: &str| EndpointRecord {
+            id: name.into(),
+            network_id: "n1".into(),
+            host: host.into(),
+            vtep: vtep.parse().unwrap(),
+            container_id: format!("id-{name}"),
+            container_name: name.into(),
+            aliases: vec![],
+            ip: ip.parse().unwrap(),
+            mac: mac.into(),
+        };
+        let records = vec![
+            rec("h2", "10.100.0.2", "b2", "10.0.0.3", "02:42:0a:00:00:03"),
+            rec("h2", "10.100.0.2", "c2", "10.0.0.4", "02:42:0a:00:00:04"),
+            rec("h1", "10.100.0.1", "a1", "10.0.0.2", "02:42:0a:00:00:02"),
+        ];
+        let vtep: std::net::IpAddr = "10.100.0.2".parse().unwrap();
+        let p = Programmed {
+            name: "vx-n1".into(),
+            vni: Some(4096),
+            link: Some(link(9, "vx-n1", Some(5))),
+            fdb: vec![FdbEntry {
+                mac: [2, 0x42, 10, 0, 0, 3],
+                vtep,
+            }],
+            flood: vec![vtep],
+            neighbours: vec![StaticNeighbour {
+                ip: "10.0.0.3".parse().unwrap(),
+                mac: [2, 0x42, 10, 0, 0, 3],
+            }],
+        };
+        overlay::add(&mut t, &[("n1".into(), p)], Some(&records), Some("h1"));
+        let n = &t.networks[0];
+        assert_eq!(n.vni, Some(4096));
+        assert!(n.vxlan.as_ref().is_some_and(|v| v.present && v.up));
+        assert_eq!(n.peers.len(), 1, "the local host is no peer");
+        let peer = &n.peers[0];
+        assert_eq!((peer.host.as_deref(), peer.flood), (Some("h2"), true));
+        let eps: Vec<(Option<&str>, bool)> = peer
+            .endpoints
+            .iter()
+            .map(|e| (e.container.as_deref(), e.programmed))
+            .collect();
+        assert_eq!(eps, [(Some("b2"), true), (Some("c2"), false)]);
+        assert_eq!(t.hosts.len(), 2);
+        assert_eq!(t.hosts[1].name, "h2");
+        assert!(text(&t).contains("c2 10.0.0.4 02:42:0a:00:00:04 (NOT PROGRAMMED)"));
+        assert!(dot(&t).contains("subgraph cluster_remote0"));
     }
 }

@@ -41,8 +41,42 @@ fn network_line(n: &NetworkNode) -> String {
     if let Some(vni) = n.vni {
         let _ = write!(s, ", vni {vni}");
     }
+    if let Some(v) = &n.vxlan {
+        let state = match (v.present, v.up) {
+            (false, _) => "not active".to_string(),
+            (true, true) => format!("up mtu {}", v.mtu.unwrap_or_default()),
+            (true, false) => "DOWN".to_string(),
+        };
+        let _ = write!(s, ", vxlan {} {state}", v.name);
+    }
     s.push(')');
     s
+}
+
+/// One line per remote peer of an overlay: its host, VTEP and endpoints.
+fn peer_lines(n: &NetworkNode) -> Vec<String> {
+    n.peers
+        .iter()
+        .map(|p| {
+            let mut line = format!("peer {} vtep {}", p.host.as_deref().unwrap_or("?"), p.vtep);
+            if !p.flood {
+                line.push_str(" (NO FLOOD ENTRY)");
+            }
+            for e in &p.endpoints {
+                let _ = write!(
+                    line,
+                    ", {} {} {}",
+                    e.container.as_deref().unwrap_or("?"),
+                    e.ip.as_deref().unwrap_or("?"),
+                    e.mac
+                );
+                if !e.programmed {
+                    line.push_str(" (NOT PROGRAMMED)");
+                }
+            }
+            line
+        })
+        .collect()
 }
 
 /// The networks worth drawing: all but the built-in `host` and `none` when no container
@@ -57,8 +91,12 @@ fn shown(t: &Topology) -> Vec<&NetworkNode> {
 /// The text form: each host, its networks, and each network's containers.
 pub fn text(t: &Topology) -> String {
     let mut out = String::new();
-    for h in &t.hosts {
-        let _ = writeln!(out, "host {}", h.name);
+    for h in t.hosts.iter().filter(|h| h.local) {
+        match &h.vtep {
+            Some(v) => writeln!(out, "host {} (vtep {v})", h.name),
+            None => writeln!(out, "host {}", h.name),
+        }
+        .expect("writing to a String");
     }
     let nets = shown(t);
     for (i, n) in nets.iter().enumerate() {
@@ -85,8 +123,14 @@ pub fn text(t: &Topology) -> String {
                     .map(|c| (c, &NO_ENDPOINT)),
             )
             .collect();
+        let peers = peer_lines(n);
+        let count = peers.len() + members.len();
+        for (j, line) in peers.iter().enumerate() {
+            let b = if j + 1 == count { "└─" } else { "├─" };
+            let _ = writeln!(out, "{stem}{b} {line}");
+        }
         for (j, (c, e)) in members.iter().enumerate() {
-            let b = if j + 1 == members.len() {
+            let b = if peers.len() + j + 1 == count {
                 "└─"
             } else {
                 "├─"
@@ -110,6 +154,10 @@ pub fn text(t: &Topology) -> String {
             }
             let _ = writeln!(out, "{line}");
         }
+    }
+    for h in t.hosts.iter().filter(|h| !h.local) {
+        let vtep = h.vtep.as_deref().unwrap_or("?");
+        let _ = writeln!(out, "remote host {} (vtep {vtep})", h.name);
     }
     out
 }
@@ -138,14 +186,19 @@ pub fn dot(t: &Topology) -> String {
         "digraph berth {\n  rankdir=LR;\n  nodesep=0.15;\n  ranksep=1.2;\n  \
          node [fontname=\"Helvetica\", fontsize=11];\n  edge [fontname=\"Helvetica\", fontsize=9, arrowhead=none];\n",
     );
-    for h in &t.hosts {
+    for h in t.hosts.iter().filter(|h| h.local) {
+        let label = match &h.vtep {
+            Some(v) => format!("host {}\\nvtep {v}", h.name),
+            None => format!("host {}", h.name),
+        };
         let _ = writeln!(
             s,
-            "  {} [shape=box3d, style=filled, fillcolor=\"#e8e8e8\", label={}];",
+            "  {} [shape=box3d, style=filled, fillcolor=\"#e8e8e8\", label=\"{}\"];",
             quote(&format!("host:{}", h.name)),
-            quote(&format!("host {}", h.name))
+            label.replace('"', "\\\"")
         );
     }
+    remote_hosts(t, &mut s);
     let host = t
         .hosts
         .first()
@@ -167,7 +220,12 @@ pub fn dot(t: &Topology) -> String {
             let _ = write!(label, "\\nvni {vni}");
         }
         if let Some(v) = &n.vxlan {
-            let _ = write!(label, "\\nvxlan {}", v.name);
+            let state = match (v.present, v.up) {
+                (false, _) => "inactive",
+                (true, true) => "up",
+                (true, false) => "DOWN",
+            };
+            let _ = write!(label, "\\nvxlan {} ({state})", v.name);
         }
         if n.internal {
             label.push_str("\\ninternal");
@@ -234,4 +292,47 @@ pub fn dot(t: &Topology) -> String {
     }
     s.push_str("}\n");
     s
+}
+
+/// The other hosts of overlay networks, each a cluster of its endpoints as this host's
+/// VXLAN devices know them, with a dashed edge from the overlay to each.
+fn remote_hosts(t: &Topology, s: &mut String) {
+    for (i, h) in t.hosts.iter().filter(|h| !h.local).enumerate() {
+        let vtep = h.vtep.clone().unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "  subgraph cluster_remote{i} {{\n    label={};\n    style=dashed;\n    color=\"#888888\";\n    fontname=\"Helvetica\";",
+            quote(&format!("host {} (vtep {vtep})", h.name))
+        );
+        let mut edges = Vec::new();
+        for n in &t.networks {
+            for p in n.peers.iter().filter(|p| p.vtep == vtep) {
+                for e in &p.endpoints {
+                    let id = format!("remote:{vtep}:{}", e.mac);
+                    let mut label = e.container.clone().unwrap_or_else(|| "?".into());
+                    let _ = write!(label, "\\n{}", e.ip.as_deref().unwrap_or("?"));
+                    if !e.programmed {
+                        label.push_str("\\nNOT PROGRAMMED");
+                    }
+                    let _ = writeln!(
+                        s,
+                        "    {} [shape=box, style=\"rounded,dashed\", label=\"{}\"];",
+                        quote(&id),
+                        label.replace('"', "\\\"")
+                    );
+                    let color = if e.programmed { "#3366cc" } else { "red" };
+                    edges.push(format!(
+                        "  {} -> {} [style=dashed, color=\"{color}\", label={}];",
+                        quote(&format!("net:{}", n.name)),
+                        quote(&id),
+                        quote(&format!("vni {}", n.vni.unwrap_or_default()))
+                    ));
+                }
+            }
+        }
+        s.push_str("  }\n");
+        for e in edges {
+            let _ = writeln!(s, "{e}");
+        }
+    }
 }
