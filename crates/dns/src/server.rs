@@ -1,11 +1,17 @@
 //! The server: one thread running a single-threaded tokio runtime (TCP, forwarding) and,
-//! per listen address, one thread blocked in `recvfrom` on its UDP socket.
+//! per listen address, one thread blocked in `recvmmsg` on its UDP socket.
 //!
 //! UDP queries answered by berth or the cache never touch the runtime: the listener thread
-//! receives, answers and sends. Blocking in `recvfrom` instead of waiting in epoll saves two
-//! system calls each time the socket runs dry, which under load is often (measured: about a
-//! third more queries per second than a tokio receive loop on the same machine). Forwarded
-//! queries are handed to the runtime, which sends their answers on the same socket.
+//! receives, answers and sends. Blocking in the receive call instead of waiting in epoll
+//! saves two system calls each time the socket runs dry, which under load is often
+//! (measured: about a third more queries per second than a tokio receive loop). Each wake-up
+//! takes every query already queued (up to `UDP_BATCH`, `recvmmsg(MSG_WAITFORONE)`) and
+//! sends all their answers with one `sendmmsg`, where consecutive answers of one size to
+//! one client go out as one UDP GSO send (`berth_kernel::udp`): the kernel routes, filters
+//! and bridges them once and splits them into the separate datagrams at the client's
+//! socket. The kernel's path of each answer was most of the server's CPU time; batching
+//! and GSO halve the CPU time per query (bench/dns/README.md). Forwarded queries are
+//! handed to the runtime, which sends their answers on the same socket.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -84,7 +90,7 @@ impl UdpListener {
     fn close(self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(s) = self.socket.upgrade() {
-            // Wakes the thread blocked in recvfrom (Linux returns ENOTCONN for an
+            // Wakes the thread blocked in recvmmsg (Linux returns ENOTCONN for an
             // unconnected socket but still shuts it down and wakes its readers).
             let _ = socket2::SockRef::from(&s.inner).shutdown(std::net::Shutdown::Read);
         }
