@@ -314,7 +314,7 @@ mod tests {
                 .send_to(&[i; 3][..usize::from(i % 3 + 1)], to)
                 .unwrap();
         }
-        let mut bufs = vec![[0u8; 2]; 8];
+        let mut bufs = [[0u8; 2]; 8];
         let mut meta = [Received { len: 0, peer: None }; 8];
         let mut seen = 0;
         while seen < 5 {
