@@ -42,8 +42,8 @@
 //! - `server`: threads, runtime, sockets and the listener set; `metrics`.
 //!
 //! Threads: one runs a current-thread tokio runtime (TCP, forwarding); each listen address
-//! has its own thread blocked in `recvfrom`, which answers berth names and cache hits
-//! without the runtime (see `server` for why).
+//! has its own thread blocked in `recvmmsg`, which answers berth names and cache hits in
+//! batches without the runtime (see `server` for why).
 
 mod cache;
 mod config;

@@ -1,31 +1,39 @@
 //! The server: one thread running a single-threaded tokio runtime (TCP, forwarding) and,
-//! per listen address, one thread blocked in `recvfrom` on its UDP socket.
+//! per listen address, one thread blocked in `recvmmsg` on its UDP socket.
 //!
 //! UDP queries answered by berth or the cache never touch the runtime: the listener thread
-//! receives, answers and sends. Blocking in `recvfrom` instead of waiting in epoll saves two
-//! system calls each time the socket runs dry, which under load is often (measured: about a
-//! third more queries per second than a tokio receive loop on the same machine). Forwarded
-//! queries are handed to the runtime, which sends their answers on the same socket.
+//! receives, answers and sends. Blocking in the receive call instead of waiting in epoll
+//! saves two system calls each time the socket runs dry, which under load is often
+//! (measured: about a third more queries per second than a tokio receive loop). Each wake-up
+//! takes every query already queued (up to `UDP_BATCH`, `recvmmsg(MSG_WAITFORONE)`) and
+//! sends all their answers with one `sendmmsg`, where consecutive answers of one size to
+//! one client go out as one UDP GSO send (`berth_kernel::udp`): the kernel routes, filters
+//! and bridges them once and splits them into the separate datagrams at the client's
+//! socket. The kernel's path of each answer was most of the server's CPU time; batching
+//! and GSO halve the CPU time per query (bench/dns/README.md). Forwarded queries are
+//! handed to the runtime, which sends their answers on the same socket.
 
 use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{mpsc, Arc, Mutex, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use berth_kernel::udp::{self, Received};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, OwnedSemaphorePermit};
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::timeout;
 
 use crate::config::Config;
 use crate::error::{Error, SnapshotError};
-use crate::handler::{source, Action, Shared};
+use crate::handler::{source, Action, Job, Shared};
 use crate::log_limit::LogLimit;
 use crate::metrics::Metrics;
 use crate::records::{Index, Snapshot};
@@ -34,6 +42,8 @@ use crate::records::{Index, Snapshot};
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// Largest query read from UDP; anything longer is cut and answered FORMERR.
 const UDP_QUERY_BUF: usize = 4096;
+/// Most UDP queries taken (and answers sent) per system call.
+const UDP_BATCH: usize = 32;
 /// A UDP listener thread wakes up this often when idle, to notice it should stop even if
 /// the wake-up by `shutdown` were lost.
 const UDP_IDLE_WAKE: Duration = Duration::from_millis(500);
@@ -80,7 +90,7 @@ impl UdpListener {
     fn close(self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(s) = self.socket.upgrade() {
-            // Wakes the thread blocked in recvfrom (Linux returns ENOTCONN for an
+            // Wakes the thread blocked in recvmmsg (Linux returns ENOTCONN for an
             // unconnected socket but still shuts it down and wakes its readers).
             let _ = socket2::SockRef::from(&s.inner).shutdown(std::net::Shutdown::Read);
         }
@@ -309,19 +319,25 @@ fn bind_pair(
     }
 }
 
-/// The UDP listener thread: receive, answer, send; forwarded queries go to the runtime.
+/// The UDP listener thread: receive a batch, answer each query, send the answers as one
+/// batch; forwarded queries go to the runtime.
 fn serve_udp(
     shared: Arc<Shared>,
     runtime: Handle,
     sock: Arc<Owned<std::net::UdpSocket>>,
     stop: Arc<AtomicBool>,
 ) {
-    let mut buf = vec![0u8; UDP_QUERY_BUF];
-    let mut out = Vec::with_capacity(1024);
+    let mut bufs = vec![[0u8; UDP_QUERY_BUF]; UDP_BATCH];
+    let mut meta = [Received { len: 0, peer: None }; UDP_BATCH];
+    let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
+    let mut replies: Vec<(Vec<u8>, SocketAddr)> = (0..UDP_BATCH)
+        .map(|_| (Vec::with_capacity(512), unspecified))
+        .collect();
+    let mut sender = udp::Sender::default();
     let s = &sock.inner;
     while !stop.load(Ordering::Relaxed) {
-        let (n, peer) = match s.recv_from(&mut buf) {
-            Ok(r) => r,
+        let n = match udp::recv_many(s.as_fd(), &mut bufs, &mut meta) {
+            Ok(n) => n,
             Err(e)
                 if matches!(
                     e.kind(),
@@ -341,37 +357,73 @@ fn serve_udp(
             }
         };
         let started = Instant::now();
-        match shared.handle(source(peer), &buf[..n], false, started, &mut out) {
-            Action::Drop => {}
-            Action::Reply => {
-                let _ = s.send_to(&out, peer);
+        let mut ready = 0;
+        for (buf, m) in bufs.iter().zip(&meta).take(n) {
+            // No sender: the socket was shut down (the loop condition ends the thread).
+            let Some(peer) = m.peer else { continue };
+            let (out, to) = &mut replies[ready];
+            let send = match shared.handle(source(peer), &buf[..m.len], false, started, out) {
+                Action::Drop => false,
+                Action::Reply => true,
+                Action::Forward(job) => match shared.forwards.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        forward_udp(&shared, &runtime, &sock, job, permit, peer);
+                        false
+                    }
+                    Err(_) => {
+                        shared.refuse_job(&job, out);
+                        true
+                    }
+                },
+            };
+            if send {
+                *to = peer;
+                ready += 1;
             }
-            Action::Forward(job) => match shared.forwards.clone().try_acquire_owned() {
-                Ok(permit) => {
-                    let shared = shared.clone();
-                    let sock = Arc::downgrade(&sock);
-                    runtime.spawn(async move {
-                        let _permit = permit;
-                        let mut out = Vec::new();
-                        shared.forward(job, false, &mut out).await;
-                        // The listener may have been closed meanwhile. The socket blocks, but
-                        // not the runtime: with a full send buffer the answer is dropped.
-                        if let Some(s) = sock.upgrade() {
-                            let _ = socket2::SockRef::from(&s.inner).send_to_with_flags(
-                                &out,
-                                &peer.into(),
-                                libc::MSG_DONTWAIT,
-                            );
-                        }
-                    });
-                }
-                Err(_) => {
-                    shared.refuse_job(&job, &mut out);
-                    let _ = s.send_to(&out, peer);
-                }
-            },
+        }
+        send_all(s, &mut sender, &replies[..ready]);
+    }
+}
+
+/// Sends `replies` on the (blocking) socket; one that the kernel refuses is dropped, as a
+/// failed `send_to` would be.
+fn send_all(s: &std::net::UdpSocket, sender: &mut udp::Sender, replies: &[(Vec<u8>, SocketAddr)]) {
+    let mut sent = 0;
+    while sent < replies.len() {
+        match sender.send(s.as_fd(), &replies[sent..]) {
+            Ok(0) => break,
+            Ok(k) => sent += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => sent += 1,
         }
     }
+}
+
+/// Forwards `job` on the runtime; the answer goes out on the listener's socket.
+fn forward_udp(
+    shared: &Arc<Shared>,
+    runtime: &Handle,
+    sock: &Arc<Owned<std::net::UdpSocket>>,
+    job: Job,
+    permit: OwnedSemaphorePermit,
+    peer: SocketAddr,
+) {
+    let shared = shared.clone();
+    let sock = Arc::downgrade(sock);
+    runtime.spawn(async move {
+        let _permit = permit;
+        let mut out = Vec::new();
+        shared.forward(job, false, &mut out).await;
+        // The listener may have been closed meanwhile. The socket blocks, but not the
+        // runtime: with a full send buffer the answer is dropped.
+        if let Some(s) = sock.upgrade() {
+            let _ = socket2::SockRef::from(&s.inner).send_to_with_flags(
+                &out,
+                &peer.into(),
+                libc::MSG_DONTWAIT,
+            );
+        }
+    });
 }
 
 async fn serve_tcp(shared: Arc<Shared>, listener: Owned<TcpListener>) {

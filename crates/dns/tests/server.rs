@@ -495,3 +495,47 @@ fn ipv6_listener_and_requester() {
         r.answers
     );
 }
+
+/// A burst from one socket is answered in batches (several queries per receive, answers of
+/// one size sent as one segmented send): every query still gets its own answer, once.
+#[test]
+fn a_burst_from_one_socket_gets_every_answer_once() {
+    let (_s, addr, _up, _) = setup();
+    let sock = UdpSocket::bind((ip(ALPHA), 0)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let names = [
+        "web",
+        "web.front.berth.internal",
+        "nope.berth.internal",
+        "www",
+    ];
+    let mut sent = Vec::new();
+    // 100 in flight, as dnsperf keeps: well within the default socket buffers.
+    for i in 0..100u16 {
+        let name = names[usize::from(i) % names.len()];
+        let mut m = message(name, RecordType::A, (i % 3 == 0).then_some(1232));
+        m.metadata.id = i;
+        sock.send_to(&m.to_vec().unwrap(), addr).unwrap();
+        sent.push(name);
+        if i % 7 == 0 {
+            // Not a query (too short): no answer, and it must not disturb the others.
+            sock.send_to(&[1, 2, 3], addr).unwrap();
+        }
+    }
+    let mut seen = vec![false; sent.len()];
+    let mut buf = vec![0u8; 4096];
+    for _ in 0..sent.len() {
+        let n = sock.recv(&mut buf).unwrap();
+        let r = hickory_proto::op::Message::from_vec(&buf[..n]).unwrap();
+        let id = usize::from(r.metadata.id);
+        assert!(!seen[id], "answer {id} twice");
+        seen[id] = true;
+        let name = sent[id];
+        assert_eq!(r.queries[0].name().to_ascii().trim_end_matches('.'), name);
+        if name.starts_with("nope") {
+            assert_eq!(rcode(&r), ResponseCode::NXDomain);
+        } else {
+            assert_eq!(addrs(&r), [ip("127.0.10.10")], "{name}");
+        }
+    }
+}

@@ -5,7 +5,8 @@
 //! ([`netns`]), `/proc/sys` parameters ([`sysctl`]), the isolation a
 //! container process gets between fork and exec ([`process`]), nf_tables
 //! set elements and change notifications ([`nftables`]) and conntrack entry
-//! deletion ([`conntrack`]). It is synchronous and keeps kernel errors typed
+//! deletion ([`conntrack`]), and batched UDP receive and send for the DNS
+//! server ([`udp`]). It is synchronous and keeps kernel errors typed
 //! ([`Error`]).
 //!
 //! It must not: spawn `ip`, `bridge`, `sysctl`, `nft`, `conntrack` or any
@@ -23,6 +24,7 @@ pub mod nftables;
 pub mod process;
 pub mod signals;
 pub mod sysctl;
+pub mod udp;
 
 pub use error::{Error, Result};
 
