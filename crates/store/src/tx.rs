@@ -412,6 +412,15 @@ impl<'a> Tx<'a> {
         self.endpoints_where("network_id = ?1", network_id)
     }
 
+    /// How many endpoints a network has (one indexed count, whatever their number).
+    pub fn count_endpoints_of_network(&self, network_id: &str) -> Result<usize> {
+        self.tx
+            .prepare_cached("SELECT count(*) FROM endpoints WHERE network_id = ?1")
+            .and_then(|mut s| s.query_row([network_id], |r| r.get::<_, i64>(0)))
+            .map(|n| n as usize)
+            .map_err(sql("count endpoints"))
+    }
+
     /// Addresses already taken on a network.
     pub fn used_addresses(&self, network_id: &str) -> Result<BTreeSet<IpAddr>> {
         let mut stmt = self

@@ -73,7 +73,18 @@ pub fn connect(
         Ok(ep)
     })?;
     let default_route = !net.internal && !endpoint::has_default_route(&ns).unwrap_or(true);
-    if let Err(e) = endpoint::attach(&engine.paths, &mut fw, &net, &ep, &ns, default_route) {
+    if let Err(e) = endpoint::attach(
+        &engine.paths,
+        &mut fw,
+        &net,
+        &ep,
+        endpoint::Inside {
+            netns: &ns,
+            nl: None,
+            ipv6_default_off: None,
+        },
+        default_route,
+    ) {
         let _ = engine
             .store
             .write(|tx| -> Result<()> { Ok(tx.delete_endpoint(&ep.id)?) });

@@ -261,14 +261,20 @@ pub fn create(engine: &mut Engine, req: &RunRequest) -> Result<Container> {
         true => c.mode.as_str().to_string(),
         false => nets.join(","),
     };
-    events::record(
-        &mut engine.store,
+    let created = events::event(
         "container",
         "create",
         (&container.id, &container.name),
         &[("networks", &nets)],
     );
-    events::endpoints(&mut engine.store, "connect", &container, &endpoints);
+    events::with_endpoints(
+        &mut engine.store,
+        &[created],
+        "connect",
+        Some(&container),
+        &endpoints,
+        &[],
+    );
     Ok(container)
 }
 
@@ -285,9 +291,22 @@ fn build(
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).op(|| format!("create {}", dir.display()))?;
         }
-        netns::create(path).op(|| format!("create network namespace {}", path.display()))?;
+        // One thread makes the namespace and, inside it, opens the socket everything below
+        // uses. Containers on IPv4-only networks get no IPv6 on their links (Docker does the
+        // same): no link-local addresses, DAD or multicast reports, so nothing for the
+        // bridge to flood or conntrack to track. `lo` keeps ::1.
+        let ipv6_off = c
+            .networks
+            .iter()
+            .all(|n| !n.subnets.iter().any(|s| s.subnet.addr().is_ipv6()));
+        let (mut inner, ipv6_default_off) = netns::create_with(path, move || {
+            let off = ipv6_off
+                && berth_kernel::sysctl::write("net/ipv6/conf/default/disable_ipv6", "1").is_ok();
+            Netlink::open().map(|nl| (nl, off))
+        })
+        .op(|| format!("create network namespace {}", path.display()))?
+        .op(|| "open netlink socket in container".into())?;
         let ns = netns::open(path).op(|| format!("open network namespace {}", path.display()))?;
-        let mut inner = Netlink::open_in(&ns).op(|| "open netlink socket in container".into())?;
         if let Some(lo) = inner.link_by_name("lo").op(|| "look up lo".into())? {
             inner.set_up(lo.index).op(|| "bring lo up".into())?;
         }
@@ -298,7 +317,12 @@ fn build(
             let fw = fw
                 .as_deref_mut()
                 .expect("bridge endpoints come with a firewall");
-            endpoint::attach(&engine.paths, fw, net, ep, &ns, default_route)?;
+            let inside = endpoint::Inside {
+                netns: &ns,
+                nl: Some(&mut inner),
+                ipv6_default_off: Some(ipv6_default_off),
+            };
+            endpoint::attach(&engine.paths, fw, net, ep, inside, default_route)?;
         }
     }
     let addrs: Vec<IpAddr> = endpoints

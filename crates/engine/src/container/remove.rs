@@ -98,13 +98,14 @@ pub fn remove(engine: &mut Engine, reference: &str, force: bool) -> Result<Optio
     }
     let eps = super::endpoints(engine, &c.id)?;
     let result = teardown(engine, &c, &eps);
-    events::endpoints(&mut engine.store, "disconnect", &c, &eps);
-    events::record(
+    let removed = events::event("container", "remove", (&c.id, &c.name), &[]);
+    events::with_endpoints(
         &mut engine.store,
-        "container",
-        "remove",
-        (&c.id, &c.name),
         &[],
+        "disconnect",
+        Some(&c),
+        &eps,
+        &[removed],
     );
     result?;
     Ok(Some(c.name))
