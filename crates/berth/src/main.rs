@@ -43,6 +43,7 @@ impl Failure {
 }
 
 fn main() -> ExitCode {
+    let start = std::time::Instant::now();
     let cli = cli::Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
@@ -50,7 +51,10 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    match commands::dispatch(cli) {
+    tracing::debug!(target: "berth::timing", verb = "main", phase = "parse", us = start.elapsed().as_micros() as u64);
+    let outcome = commands::dispatch(cli);
+    tracing::debug!(target: "berth::timing", verb = "main", phase = "dispatch", us = start.elapsed().as_micros() as u64);
+    match outcome {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Code(c)) => ExitCode::from(c.clamp(0, 255) as u8),
         Err(f) => {

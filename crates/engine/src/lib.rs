@@ -30,6 +30,7 @@ pub mod network;
 pub mod observe;
 mod paths;
 pub mod ports;
+mod timing;
 mod validate;
 pub mod view;
 

@@ -184,7 +184,9 @@ pub(crate) fn plan_endpoint(
 /// Creates a container and its network (not its process). All or nothing.
 pub fn create(engine: &mut Engine, req: &RunRequest) -> Result<Container> {
     let t0 = std::time::Instant::now();
+    let mut phases = crate::timing::Phases::new("create");
     let c = check(engine, req)?;
+    phases.mark("check");
     let netns_path = (c.mode != NetworkMode::Host).then(|| engine.paths.netns(&c.id));
     let container = Container {
         id: c.id.clone(),
@@ -236,6 +238,7 @@ pub fn create(engine: &mut Engine, req: &RunRequest) -> Result<Container> {
         }
         Ok((eps, published))
     })?;
+    phases.mark("record");
     // The firewall opens after the rows exist: when it must be (re)installed from the store,
     // this container's ports are part of it, and a crash there leaves a row `gc` cleans up.
     let mut fw = None;
@@ -243,7 +246,8 @@ pub fn create(engine: &mut Engine, req: &RunRequest) -> Result<Container> {
         if !c.networks.is_empty() {
             fw = Some(crate::fw::open(&mut engine.store)?);
         }
-        build(engine, &c, &container, &endpoints, fw.as_mut())
+        phases.mark("firewall-open");
+        build(engine, &c, &container, &endpoints, fw.as_mut(), &mut phases)
     })()
     .and_then(|()| match (&mut fw, published.is_empty()) {
         (Some(fw), false) => Ok(fw.apply(Update::new().add_ports(&published))?),
@@ -253,6 +257,7 @@ pub fn create(engine: &mut Engine, req: &RunRequest) -> Result<Container> {
         let _ = super::remove::teardown(engine, &container, &endpoints);
         return Err(e);
     }
+    phases.mark("publish");
     if !c.networks.is_empty() {
         crate::agent::notify(&engine.paths, Some(("setup", t0.elapsed())));
     }
@@ -275,6 +280,7 @@ pub fn create(engine: &mut Engine, req: &RunRequest) -> Result<Container> {
         &endpoints,
         &[],
     );
+    phases.mark("events");
     Ok(container)
 }
 
@@ -285,6 +291,7 @@ fn build(
     container: &Container,
     endpoints: &[Endpoint],
     mut fw: Option<&mut Firewall>,
+    phases: &mut crate::timing::Phases,
 ) -> Result<()> {
     if let Some(path) = &container.netns {
         let path = std::path::Path::new(path);
@@ -307,6 +314,7 @@ fn build(
         .op(|| format!("create network namespace {}", path.display()))?
         .op(|| "open netlink socket in container".into())?;
         let ns = netns::open(path).op(|| format!("open network namespace {}", path.display()))?;
+        phases.mark("netns");
         if let Some(lo) = inner.link_by_name("lo").op(|| "look up lo".into())? {
             inner.set_up(lo.index).op(|| "bring lo up".into())?;
         }
@@ -323,6 +331,7 @@ fn build(
                 ipv6_default_off: Some(ipv6_default_off),
             };
             endpoint::attach(&engine.paths, fw, net, ep, inside, default_route)?;
+            phases.mark("endpoint");
         }
     }
     let addrs: Vec<IpAddr> = endpoints
@@ -337,6 +346,7 @@ fn build(
         &container.dns,
         resolver(endpoints),
     )?;
+    phases.mark("files");
     Ok(())
 }
 

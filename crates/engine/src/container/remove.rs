@@ -115,10 +115,12 @@ pub fn remove(engine: &mut Engine, reference: &str, force: bool) -> Result<Optio
 /// Works when the namespace file or the namespace itself is already gone.
 pub(crate) fn teardown(engine: &mut Engine, c: &Container, eps: &[Endpoint]) -> Result<()> {
     let t0 = Instant::now();
+    let mut phases = crate::timing::Phases::new("teardown");
     let mut errors = Vec::new();
     if let Err(e) = unpublish(engine, c, eps) {
         errors.push(e.to_string());
     }
+    phases.mark("unpublish");
     for ep in eps {
         let net = engine
             .store
@@ -133,6 +135,7 @@ pub(crate) fn teardown(engine: &mut Engine, c: &Container, eps: &[Endpoint]) -> 
             )),
             Err(e) => errors.push(e.to_string()),
         }
+        phases.mark("endpoint");
     }
     if let Some(p) = &c.netns {
         if let Err(e) = netns::remove(std::path::Path::new(p)) {
@@ -152,6 +155,7 @@ pub(crate) fn teardown(engine: &mut Engine, c: &Container, eps: &[Endpoint]) -> 
     {
         errors.push(e.to_string());
     }
+    phases.mark("netns-files-row");
     if !eps.is_empty() {
         crate::agent::notify_if_running(&engine.paths, Some(("teardown", t0.elapsed())));
     }
@@ -181,9 +185,22 @@ fn unpublish(engine: &mut Engine, c: &Container, eps: &[Endpoint]) -> Result<()>
     let (v4, v6) = ports::targets(std::slice::from_ref(ep));
     let elements = ports::elements(&rows, v4, v6);
     let mut fw = Firewall::open()?;
+    // Element counters say whether any connection was ever translated to this container
+    // through these ports; when none was, the conntrack table (which a flush has to walk
+    // whole, ~262144 buckets) cannot hold an entry of theirs.
+    let mut used = None;
     if fw.is_installed()? {
+        used = fw.ports_used(&elements).unwrap_or_else(|e| {
+            tracing::debug!("{e}");
+            None
+        });
         fw.apply(Update::new().remove_ports(&elements))?;
     }
-    ports::flush_conntrack(&elements)?;
+    let t = Instant::now();
+    let flushed = match used {
+        Some(0) => 0,
+        _ => ports::flush_conntrack(&elements)?,
+    };
+    tracing::debug!(target: "berth::timing", verb = "teardown", phase = "conntrack", us = t.elapsed().as_micros() as u64, flushed);
     Ok(())
 }
