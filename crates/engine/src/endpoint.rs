@@ -164,6 +164,7 @@ pub(crate) fn detach(
     store: &mut Store,
     net: &Network,
     ep: &Endpoint,
+    fw: Option<&mut Firewall>,
 ) -> Vec<String> {
     let mut errors = Vec::new();
     let _lock = match Lock::exclusive(&paths.network_lock(&net.id)) {
@@ -188,7 +189,7 @@ pub(crate) fn detach(
         Ok(tx.count_endpoints_of_network(&net.id)?)
     });
     match others {
-        Ok(0) => errors.extend(bridge::deactivate(net)),
+        Ok(0) => errors.extend(bridge::deactivate_with(net, fw)),
         Ok(_) => {}
         Err(e) => errors.push(e.to_string()),
     }

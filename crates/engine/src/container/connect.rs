@@ -109,7 +109,7 @@ pub fn disconnect(engine: &mut Engine, network: &str, container: &str) -> Result
                 c.name, net.name
             ))
         })?;
-    let mut errors = endpoint::detach(&engine.paths, &mut engine.store, &net, &ep);
+    let mut errors = endpoint::detach(&engine.paths, &mut engine.store, &net, &ep, None);
     events::endpoints(
         &mut engine.store,
         "disconnect",

@@ -241,23 +241,26 @@ pub fn create(engine: &mut Engine, req: &RunRequest) -> Result<Container> {
     phases.mark("record");
     // The firewall opens after the rows exist: when it must be (re)installed from the store,
     // this container's ports are part of it, and a crash there leaves a row `gc` cleans up.
+    // The port elements go in first: each nf_tables commit leaves the kernel an RCU grace
+    // period of clean-up, which the process's exit (closing the socket) waits for; begun
+    // now, it passes while the namespace and links are built. Until the container's address
+    // exists the elements lead nowhere; a failure below removes them with the rest.
     let mut fw = None;
     let built = (|| {
         if !c.networks.is_empty() {
-            fw = Some(crate::fw::open(&mut engine.store)?);
+            let mut opened = crate::fw::open(&mut engine.store)?;
+            if !published.is_empty() {
+                opened.apply(Update::new().add_ports(&published))?;
+            }
+            fw = Some(opened);
         }
-        phases.mark("firewall-open");
+        phases.mark("firewall");
         build(engine, &c, &container, &endpoints, fw.as_mut(), &mut phases)
-    })()
-    .and_then(|()| match (&mut fw, published.is_empty()) {
-        (Some(fw), false) => Ok(fw.apply(Update::new().add_ports(&published))?),
-        _ => Ok(()),
-    });
+    })();
     if let Err(e) = built {
         let _ = super::remove::teardown(engine, &container, &endpoints);
         return Err(e);
     }
-    phases.mark("publish");
     if !c.networks.is_empty() {
         crate::agent::notify(&engine.paths, Some(("setup", t0.elapsed())));
     }
