@@ -259,10 +259,18 @@ impl<'a> Tx<'a> {
         if let Some(raw) = found {
             return finish_container(raw).map(Some);
         }
-        let q = format!("SELECT {CONTAINER_COLS} FROM containers WHERE id LIKE ?1 || '%' LIMIT 2");
+        // Ids are lowercase hex, so every id starting with `prefix` lies in
+        // [prefix, prefix + "g"): a range of the primary key, not a pass over every container
+        // (which `LIKE` was). A reference that is not hex is no id prefix.
+        let prefix = reference.to_ascii_lowercase();
+        if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(None);
+        }
+        let q =
+            format!("SELECT {CONTAINER_COLS} FROM containers WHERE id >= ?1 AND id < ?2 LIMIT 2");
         let mut stmt = self.tx.prepare(&q).map_err(sql("find container"))?;
         let mut raws = stmt
-            .query_map([reference], container_row)
+            .query_map([&prefix, &format!("{prefix}g")], container_row)
             .map_err(sql("find container"))?
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(sql("find container"))?;
