@@ -65,9 +65,16 @@ pub(crate) fn with_endpoints(
     eps: &[berth_store::Endpoint],
     after: &[Event],
 ) {
+    // Stamped as they are written, so that times follow the ids.
+    let insert = |tx: &berth_store::Tx<'_>, ev: &Event| -> Result<()> {
+        let mut ev = ev.clone();
+        ev.time_us = now_us();
+        tx.insert_event(&ev)?;
+        Ok(())
+    };
     let written = store.write(|tx| -> Result<()> {
         for ev in before {
-            tx.insert_event(ev)?;
+            insert(tx, ev)?;
         }
         if let (Some(c), false) = (c, eps.is_empty()) {
             let nets = tx.networks()?;
@@ -80,11 +87,14 @@ pub(crate) fn with_endpoints(
                     ("container", c.name.as_str()),
                     ("container_id", c.id.as_str()),
                 ];
-                tx.insert_event(&event("network", action, (&ep.network_id, name), &attrs))?;
+                insert(
+                    tx,
+                    &event("network", action, (&ep.network_id, name), &attrs),
+                )?;
             }
         }
         for ev in after {
-            tx.insert_event(ev)?;
+            insert(tx, ev)?;
         }
         Ok(())
     });
