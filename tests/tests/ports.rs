@@ -205,7 +205,11 @@ fn sctp_mappings_are_elements_like_the_others() {
         "30",
     ]);
     let map = sb.ok("nft list map inet berth pub4");
-    assert!(map.contains("sctp . 3868 : 172.17.0.2 . 3868"), "{map}");
+    // Every port element carries a counter (schema_4), shown between key and value.
+    assert!(
+        map.contains("sctp . 3868 counter packets 0 bytes 0 : 172.17.0.2 . 3868"),
+        "{map}"
+    );
     sb.berth_ok(&["rm", "s"]);
     assert!(!sb.ok("nft list map inet berth pub4").contains("3868"));
 }

@@ -70,6 +70,7 @@ fn env_paths() -> berth_engine::Paths {
 }
 
 fn main() -> ExitCode {
+    let start = std::time::Instant::now();
     let argv0 = std::env::args_os().next().unwrap_or_default();
     let invoked_as = std::path::Path::new(&argv0)
         .file_name()
@@ -92,7 +93,10 @@ fn main() -> ExitCode {
     if let cli::Command::Netavark { args } = cli.command {
         return netavark::main(berth_engine::Paths::new(cli.root, cli.run_root), &args);
     }
-    match commands::dispatch(cli) {
+    tracing::debug!(target: "berth::timing", verb = "main", phase = "parse", us = start.elapsed().as_micros() as u64);
+    let outcome = commands::dispatch(cli);
+    tracing::debug!(target: "berth::timing", verb = "main", phase = "dispatch", us = start.elapsed().as_micros() as u64);
+    match outcome {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Code(c)) => ExitCode::from(c.clamp(0, 255) as u8),
         Err(f) => {

@@ -141,10 +141,31 @@ fn configure(
 /// Removes the network's bridge and firewall elements from this host; returns every failure.
 /// Already-absent pieces are not failures.
 pub(crate) fn deactivate(net: &Network) -> Vec<String> {
+    deactivate_with(net, None)
+}
+
+/// [`deactivate`] through `fw` when the caller has it open. The elements go first, then the
+/// bridge: the link deletion's wait covers the grace period the commit leaves behind.
+pub(crate) fn deactivate_with(net: &Network, fw: Option<&mut Firewall>) -> Vec<String> {
     let mut errors = Vec::new();
     let Some(name) = net.bridge.as_deref() else {
         return errors;
     };
+    if let Some(el) = elements(net) {
+        // A table that is missing (or of another version) holds nothing to remove: the
+        // next setup rebuilds it from the store.
+        let remove = |fw: &mut Firewall| match fw.is_installed()? {
+            true => fw.apply(Update::new().remove_network(&el)),
+            false => Ok(()),
+        };
+        let removed = match fw {
+            Some(fw) => remove(fw),
+            None => Firewall::open().and_then(|mut fw| remove(&mut fw)),
+        };
+        if let Err(e) = removed {
+            errors.push(e.to_string());
+        }
+    }
     match Netlink::open() {
         Ok(mut nl) => match (overlay::device::remove(&mut nl, net), nl.link_by_name(name)) {
             (Some(e), _) => errors.push(e),
@@ -159,17 +180,6 @@ pub(crate) fn deactivate(net: &Network) -> Vec<String> {
             (None, Err(e)) => errors.push(format!("look up bridge {name}: {e}")),
         },
         Err(e) => errors.push(format!("open netlink socket: {e}")),
-    }
-    if let Some(el) = elements(net) {
-        // A table that is missing (or of another version) holds nothing to remove: the
-        // next setup rebuilds it from the store.
-        let removed = Firewall::open().and_then(|mut fw| match fw.is_installed()? {
-            true => fw.apply(Update::new().remove_network(&el)),
-            false => Ok(()),
-        });
-        if let Err(e) = removed {
-            errors.push(e.to_string());
-        }
     }
     errors
 }

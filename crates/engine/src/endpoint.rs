@@ -9,10 +9,20 @@ use crate::ids::parse_mac;
 use crate::lock::Lock;
 use crate::{Error, Paths, Result};
 use berth_firewall::Firewall;
-use berth_kernel::netlink::Netlink;
+use berth_kernel::{netlink::Netlink, netns};
 use berth_store::{Endpoint, Network, Store};
 use std::fs::File;
 use std::net::IpAddr;
+
+/// The container's side of an attachment: its namespace, and what the caller already has
+/// there (so that no thread has to enter it again).
+pub(crate) struct Inside<'a> {
+    pub(crate) netns: &'a File,
+    /// An rtnetlink socket opened in `netns`.
+    pub(crate) nl: Option<&'a mut Netlink>,
+    /// `net.ipv6.conf.default.disable_ipv6` of `netns`, when known: new links inherit it.
+    pub(crate) ipv6_default_off: Option<bool>,
+}
 
 /// Creates the endpoint's kernel objects (and the network's, when it is the first here).
 pub(crate) fn attach(
@@ -20,14 +30,14 @@ pub(crate) fn attach(
     fw: &mut Firewall,
     net: &Network,
     ep: &Endpoint,
-    netns: &File,
+    inside: Inside<'_>,
     default_route: bool,
 ) -> Result<()> {
     let _lock = Lock::exclusive(&paths.network_lock(&net.id))?;
     let vx = crate::overlay::device::spec(paths, net)?;
     let mut nl = Netlink::open().op(|| "open netlink socket".into())?;
     let (bridge_index, created) = bridge::activate(&mut nl, fw, net, vx.as_ref())?;
-    if let Err(e) = veth(&mut nl, net, ep, netns, bridge_index, default_route) {
+    if let Err(e) = veth(&mut nl, net, ep, inside, bridge_index, default_route) {
         let _ = nl.delete_link_by_name(&ep.host_ifname);
         if created {
             bridge::deactivate(net);
@@ -41,7 +51,7 @@ fn veth(
     nl: &mut Netlink,
     net: &Network,
     ep: &Endpoint,
-    netns: &File,
+    inside: Inside<'_>,
     bridge_index: u32,
     default_route: bool,
 ) -> Result<()> {
@@ -50,7 +60,7 @@ fn veth(
         .create_veth(
             &ep.host_ifname,
             &ep.ifname,
-            netns,
+            inside.netns,
             net.mtu,
             parse_mac(&ep.mac),
         )
@@ -76,7 +86,39 @@ fn veth(
     nl.set_up(index)
         .op(|| format!("bring veth {} up", what()))?;
 
-    let mut inner = Netlink::open_in(netns).op(|| "open netlink socket in container".into())?;
+    // Likewise inside the container (as Docker does for IPv4-only networks): no link-local
+    // address, DAD, router solicitations or multicast reports, so no IPv6 chatter for the
+    // bridge to flood and conntrack to track. Set before the link comes up.
+    // A link inherits the namespace's default; only a link that needs the other value (or
+    // a namespace whose default is unknown) takes a thread entering the namespace.
+    let v4_only = !net.subnets.iter().any(|s| s.subnet.addr().is_ipv6());
+    let write = (inside.ipv6_default_off != Some(v4_only)).then(|| {
+        let key = format!("net/ipv6/conf/{}/disable_ipv6", ep.ifname);
+        (key, if v4_only { "1" } else { "0" })
+    });
+    let mut opened = None;
+    if write.is_some() || inside.nl.is_none() {
+        let want_socket = inside.nl.is_none();
+        let write_op = write
+            .as_ref()
+            .map(|(k, v)| format!("write sysctl {k} = {v}"));
+        let (socket, written) = netns::run_in(inside.netns, move || {
+            let written = write.map(|(k, v)| berth_kernel::sysctl::write(&k, v));
+            (want_socket.then(Netlink::open), written)
+        })
+        .op(|| "enter container namespace".into())?;
+        if let (Some(Err(e)), Some(op)) = (written, write_op) {
+            return Err(e).op(|| op);
+        }
+        opened = socket
+            .transpose()
+            .op(|| "open netlink socket in container".into())?;
+    }
+    let inner = match (inside.nl, opened.as_mut()) {
+        (Some(nl), _) => nl,
+        (None, Some(nl)) => nl,
+        (None, None) => unreachable!("opened above"),
+    };
     let link = inner
         .link_by_name(&ep.ifname)
         .op(|| format!("look up {} in container", ep.ifname))?
@@ -123,6 +165,7 @@ pub(crate) fn detach(
     store: &mut Store,
     net: &Network,
     ep: &Endpoint,
+    fw: Option<&mut Firewall>,
 ) -> Vec<String> {
     let mut errors = Vec::new();
     if net.driver == "overlay" {
@@ -147,10 +190,10 @@ pub(crate) fn detach(
     // endpoints leaving at once, the second sees the first gone and removes the bridge.
     let others = store.write(|tx| -> Result<usize> {
         tx.delete_endpoint(&ep.id)?;
-        Ok(tx.endpoints_of_network(&net.id)?.len())
+        Ok(tx.count_endpoints_of_network(&net.id)?)
     });
     match others {
-        Ok(0) => errors.extend(bridge::deactivate(net)),
+        Ok(0) => errors.extend(bridge::deactivate_with(net, fw)),
         Ok(_) => {}
         Err(e) => errors.push(e.to_string()),
     }

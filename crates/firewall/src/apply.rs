@@ -1,6 +1,6 @@
 //! Applies element updates over nf_tables netlink; installs the ruleset with `nft`.
 
-use crate::elements::Update;
+use crate::elements::{PortElement, Update};
 use crate::ruleset::{self, TABLE_NAME};
 use crate::{Error, Result};
 use berth_kernel::nftables::{Batch, Element, Family, Nftables};
@@ -119,6 +119,32 @@ impl Firewall {
             op: format!("update {} firewall elements", u.len()),
             source: e,
         })
+    }
+}
+
+impl Firewall {
+    /// How many connections the DNAT lookups of these port elements have translated since
+    /// they were added (their element counters, summed). `None` when an element is missing
+    /// or has no counter (a table from before `schema_4`): then nothing is known.
+    pub fn ports_used(&mut self, ports: &[PortElement]) -> Result<Option<u64>> {
+        let mut u = Update::new();
+        u.add_ports(ports);
+        let mut total = 0u64;
+        for (set, elems) in group(&u.additions) {
+            let keys: Vec<Vec<u8>> = elems.into_iter().map(|e| e.key).collect();
+            let n = self
+                .nl
+                .packets_of(Family::Inet, TABLE_NAME, set, &keys)
+                .map_err(|e| Error::Netlink {
+                    op: format!("read the counters of {} port elements", keys.len()),
+                    source: e,
+                })?;
+            match n {
+                Some(n) => total = total.saturating_add(n),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(total))
     }
 }
 

@@ -36,7 +36,7 @@ pub fn skeleton() -> String {
 
 /// The set whose presence says the table holds this version of the ruleset. A table
 /// without it (missing, flushed, or from an older berth) is rebuilt from the store.
-pub const MARKER: &str = "schema_3";
+pub const MARKER: &str = "schema_4";
 
 /// Set and map names, shared with the element encoders.
 pub mod sets {
@@ -53,18 +53,21 @@ pub mod sets {
 
 /// Sets and maps, with the table name: `add` of each is idempotent. Published ports are
 /// plain (hash) map elements, one per host port, so a lookup costs the same for one port
-/// or a thousand and a range is as many elements as it has ports.
+/// or a thousand and a range is as many elements as it has ports. Each port element carries
+/// a counter, which the DNAT lookup increments (only a connection's first packet passes the
+/// nat chains): at removal, a count of 0 says no connection was ever translated by it, so
+/// there is no conntrack entry to flush. (`schema_4`: the counters.)
 const DECLARATIONS: &[&str] = &[
-    "set inet berth schema_3 { type inet_proto; }",
+    "set inet berth schema_4 { type inet_proto; }",
     "set inet berth bridges { type ifname; }",
     "set inet berth internal_bridges { type ifname; }",
     "set inet berth same_bridge { type ifname . ifname; }",
     "set inet berth masq4 { type ipv4_addr; flags interval; }",
     "set inet berth masq6 { type ipv6_addr; flags interval; }",
-    "map inet berth pub4 { type inet_proto . inet_service : ipv4_addr . inet_service; }",
-    "map inet berth pub4_addr { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }",
-    "map inet berth pub6 { type inet_proto . inet_service : ipv6_addr . inet_service; }",
-    "map inet berth pub6_addr { type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service; }",
+    "map inet berth pub4 { type inet_proto . inet_service : ipv4_addr . inet_service; counter; }",
+    "map inet berth pub4_addr { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; counter; }",
+    "map inet berth pub6 { type inet_proto . inet_service : ipv6_addr . inet_service; counter; }",
+    "map inet berth pub6_addr { type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service; counter; }",
 ];
 
 /// Chains: name, base-chain hook (None for a regular chain), rules in order.

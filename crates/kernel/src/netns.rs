@@ -37,6 +37,17 @@ pub(crate) fn cstring(path: &Path) -> Result<CString> {
 /// that mount. It starts with only `lo`, which is down. On failure the file
 /// is removed again.
 pub fn create(path: &Path) -> Result<()> {
+    create_with(path, || ())
+}
+
+/// [`create`], then runs `init` inside the new namespace on the thread that made it, and
+/// returns its value: e.g. set sysctls and open netlink sockets there (they stay bound to
+/// the new namespace) without spawning a second thread. `init` does not run when creating
+/// the namespace fails.
+pub fn create_with<T: Send + 'static>(
+    path: &Path,
+    init: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
     let target = cstring(path)?;
     OpenOptions::new()
         .write(true)
@@ -53,9 +64,9 @@ pub fn create(path: &Path) -> Result<()> {
     let op_thread = op.clone();
     let result = thread::Builder::new()
         .name("berth-netns-new".into())
-        .spawn(move || -> Result<()> {
+        .spawn(move || -> Result<T> {
             // SAFETY: unshare takes no pointers. It only changes the network
-            // namespace of this thread, which ends right after the mount.
+            // namespace of this thread, which ends right after `init`.
             if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
                 return Err(Error::last_os(format!("{op_thread}: unshare")));
             }
@@ -74,7 +85,7 @@ pub fn create(path: &Path) -> Result<()> {
             if rc != 0 {
                 return Err(Error::last_os(format!("{op_thread}: bind mount")));
             }
-            Ok(())
+            Ok(init())
         })
         .map_err(|e| Error::io(format!("{op}: spawn thread"), e))
         .and_then(|handle| match handle.join() {

@@ -97,6 +97,11 @@ const MIGRATIONS: &[&str] = &[
 
 /// Brings the schema to the newest version, one transaction per step.
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    // Up to date (every call but the first): a read, no write lock.
+    let version: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version >= MIGRATIONS.len() {
+        return Ok(());
+    }
     loop {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let version: usize = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;

@@ -260,10 +260,18 @@ impl<'a> Tx<'a> {
         if let Some(raw) = found {
             return finish_container(raw).map(Some);
         }
-        let q = format!("SELECT {CONTAINER_COLS} FROM containers WHERE id LIKE ?1 || '%' LIMIT 2");
+        // Ids are lowercase hex, so every id starting with `prefix` lies in
+        // [prefix, prefix + "g"): a range of the primary key, not a pass over every container
+        // (which `LIKE` was). A reference that is not hex is no id prefix.
+        let prefix = reference.to_ascii_lowercase();
+        if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(None);
+        }
+        let q =
+            format!("SELECT {CONTAINER_COLS} FROM containers WHERE id >= ?1 AND id < ?2 LIMIT 2");
         let mut stmt = self.tx.prepare(&q).map_err(sql("find container"))?;
         let mut raws = stmt
-            .query_map([reference], container_row)
+            .query_map([&prefix, &format!("{prefix}g")], container_row)
             .map_err(sql("find container"))?
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(sql("find container"))?;
@@ -423,6 +431,15 @@ impl<'a> Tx<'a> {
     /// The endpoints on one network.
     pub fn endpoints_of_network(&self, network_id: &str) -> Result<Vec<Endpoint>> {
         self.endpoints_where("network_id = ?1", network_id)
+    }
+
+    /// How many endpoints a network has (one indexed count, whatever their number).
+    pub fn count_endpoints_of_network(&self, network_id: &str) -> Result<usize> {
+        self.tx
+            .prepare_cached("SELECT count(*) FROM endpoints WHERE network_id = ?1")
+            .and_then(|mut s| s.query_row([network_id], |r| r.get::<_, i64>(0)))
+            .map(|n| n as usize)
+            .map_err(sql("count endpoints"))
     }
 
     /// Addresses already taken on a network.

@@ -10,7 +10,9 @@ use berth_store::ContainerState;
 /// Creates the container (namespace, endpoints, published ports) and prints its id.
 pub(crate) fn create(paths: Paths, a: ContainerArgs) -> Result<Outcome, Failure> {
     let fail = |e: anyhow::Error| Failure::with_code(e, BERTH_FAILED);
+    let t = std::time::Instant::now();
     let mut engine = Engine::open(paths).map_err(|e| fail(e.into()))?;
+    tracing::debug!(target: "berth::timing", verb = "create", phase = "engine-open", us = t.elapsed().as_micros() as u64);
     let c = container::create(&mut engine, &request(a)).map_err(|e| fail(e.into()))?;
     println!("{}", c.id);
     Ok(Outcome::Ok)

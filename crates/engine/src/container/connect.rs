@@ -74,7 +74,18 @@ pub fn connect(
         Ok(ep)
     })?;
     let default_route = !net.internal && !endpoint::has_default_route(&ns).unwrap_or(true);
-    if let Err(e) = endpoint::attach(&engine.paths, &mut fw, &net, &ep, &ns, default_route) {
+    if let Err(e) = endpoint::attach(
+        &engine.paths,
+        &mut fw,
+        &net,
+        &ep,
+        endpoint::Inside {
+            netns: &ns,
+            nl: None,
+            ipv6_default_off: None,
+        },
+        default_route,
+    ) {
         let _ = engine
             .store
             .write(|tx| -> Result<()> { Ok(tx.delete_endpoint(&ep.id)?) });
@@ -100,7 +111,7 @@ pub fn disconnect(engine: &mut Engine, network: &str, container: &str) -> Result
                 c.name, net.name
             ))
         })?;
-    let mut errors = endpoint::detach(&engine.paths, &mut engine.store, &net, &ep);
+    let mut errors = endpoint::detach(&engine.paths, &mut engine.store, &net, &ep, None);
     events::endpoints(
         &mut engine.store,
         "disconnect",

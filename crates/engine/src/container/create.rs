@@ -199,7 +199,9 @@ pub(crate) fn plan_endpoint(
 /// Creates a container and its network (not its process). All or nothing.
 pub fn create(engine: &mut Engine, req: &RunRequest) -> Result<Container> {
     let t0 = std::time::Instant::now();
+    let mut phases = crate::timing::Phases::new("create");
     let c = check(engine, req)?;
+    phases.mark("check");
     let netns_path = (c.mode != NetworkMode::Host).then(|| engine.paths.netns(&c.id));
     let container = Container {
         id: c.id.clone(),
@@ -282,19 +284,25 @@ pub fn create(engine: &mut Engine, req: &RunRequest) -> Result<Container> {
             return Err(e);
         }
     };
+    phases.mark("record");
     // The firewall opens after the rows exist: when it must be (re)installed from the store,
     // this container's ports are part of it, and a crash there leaves a row `gc` cleans up.
+    // The port elements go in first: each nf_tables commit leaves the kernel an RCU grace
+    // period of clean-up, which the process's exit (closing the socket) waits for; begun
+    // now, it passes while the namespace and links are built. Until the container's address
+    // exists the elements lead nowhere; a failure below removes them with the rest.
     let mut fw = None;
     let built = (|| {
         if !c.networks.is_empty() {
-            fw = Some(crate::fw::open(&mut engine.store)?);
+            let mut opened = crate::fw::open(&mut engine.store)?;
+            if !published.is_empty() {
+                opened.apply(Update::new().add_ports(&published))?;
+            }
+            fw = Some(opened);
         }
-        build(engine, &c, &container, &endpoints, fw.as_mut())
+        phases.mark("firewall");
+        build(engine, &c, &container, &endpoints, fw.as_mut(), &mut phases)
     })()
-    .and_then(|()| match (&mut fw, published.is_empty()) {
-        (Some(fw), false) => Ok(fw.apply(Update::new().add_ports(&published))?),
-        _ => Ok(()),
-    })
     .and_then(|()| claims.publish(&container, &endpoints, &c.networks));
     if let Err(e) = built {
         let _ = super::remove::teardown(engine, &container, &endpoints);
@@ -309,14 +317,21 @@ pub fn create(engine: &mut Engine, req: &RunRequest) -> Result<Container> {
         true => c.mode.as_str().to_string(),
         false => nets.join(","),
     };
-    events::record(
-        &mut engine.store,
+    let created = events::event(
         "container",
         "create",
         (&container.id, &container.name),
         &[("networks", &nets)],
     );
-    events::endpoints(&mut engine.store, "connect", &container, &endpoints);
+    events::with_endpoints(
+        &mut engine.store,
+        &[created],
+        "connect",
+        Some(&container),
+        &endpoints,
+        &[],
+    );
+    phases.mark("events");
     Ok(container)
 }
 
@@ -327,15 +342,30 @@ fn build(
     container: &Container,
     endpoints: &[Endpoint],
     mut fw: Option<&mut Firewall>,
+    phases: &mut crate::timing::Phases,
 ) -> Result<()> {
     if let Some(path) = &container.netns {
         let path = std::path::Path::new(path);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).op(|| format!("create {}", dir.display()))?;
         }
-        netns::create(path).op(|| format!("create network namespace {}", path.display()))?;
+        // One thread makes the namespace and, inside it, opens the socket everything below
+        // uses. Containers on IPv4-only networks get no IPv6 on their links (Docker does the
+        // same): no link-local addresses, DAD or multicast reports, so nothing for the
+        // bridge to flood or conntrack to track. `lo` keeps ::1.
+        let ipv6_off = c
+            .networks
+            .iter()
+            .all(|n| !n.subnets.iter().any(|s| s.subnet.addr().is_ipv6()));
+        let (mut inner, ipv6_default_off) = netns::create_with(path, move || {
+            let off = ipv6_off
+                && berth_kernel::sysctl::write("net/ipv6/conf/default/disable_ipv6", "1").is_ok();
+            Netlink::open().map(|nl| (nl, off))
+        })
+        .op(|| format!("create network namespace {}", path.display()))?
+        .op(|| "open netlink socket in container".into())?;
         let ns = netns::open(path).op(|| format!("open network namespace {}", path.display()))?;
-        let mut inner = Netlink::open_in(&ns).op(|| "open netlink socket in container".into())?;
+        phases.mark("netns");
         if let Some(lo) = inner.link_by_name("lo").op(|| "look up lo".into())? {
             inner.set_up(lo.index).op(|| "bring lo up".into())?;
         }
@@ -346,7 +376,13 @@ fn build(
             let fw = fw
                 .as_deref_mut()
                 .expect("bridge endpoints come with a firewall");
-            endpoint::attach(&engine.paths, fw, net, ep, &ns, default_route)?;
+            let inside = endpoint::Inside {
+                netns: &ns,
+                nl: Some(&mut inner),
+                ipv6_default_off: Some(ipv6_default_off),
+            };
+            endpoint::attach(&engine.paths, fw, net, ep, inside, default_route)?;
+            phases.mark("endpoint");
         }
     }
     let addrs: Vec<IpAddr> = endpoints
@@ -361,6 +397,7 @@ fn build(
         &container.dns,
         resolver(endpoints),
     )?;
+    phases.mark("files");
     Ok(())
 }
 

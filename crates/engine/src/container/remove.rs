@@ -100,13 +100,14 @@ pub fn remove(engine: &mut Engine, reference: &str, force: bool) -> Result<Optio
     }
     let eps = super::endpoints(engine, &c.id)?;
     let result = teardown(engine, &c, &eps);
-    events::endpoints(&mut engine.store, "disconnect", &c, &eps);
-    events::record(
+    let removed = events::event("container", "remove", (&c.id, &c.name), &[]);
+    events::with_endpoints(
         &mut engine.store,
-        "container",
-        "remove",
-        (&c.id, &c.name),
         &[],
+        "disconnect",
+        Some(&c),
+        &eps,
+        &[removed],
     );
     result?;
     Ok(Some(c.name))
@@ -117,24 +118,43 @@ pub fn remove(engine: &mut Engine, reference: &str, force: bool) -> Result<Optio
 /// an external container belongs to its runtime and stays.
 pub(crate) fn teardown(engine: &mut Engine, c: &Container, eps: &[Endpoint]) -> Result<()> {
     let t0 = Instant::now();
+    let mut phases = crate::timing::Phases::new("teardown");
     let mut errors = Vec::new();
-    if let Err(e) = unpublish(engine, c, eps) {
-        errors.push(e.to_string());
+    // One nf_tables socket for the whole teardown, closed at its end: closing it waits for
+    // the kernel's clean-up of the last commit (an RCU grace period), which by then has
+    // passed during the link deletions.
+    let mut fw = match Firewall::open() {
+        Ok(fw) => Some(fw),
+        Err(e) => {
+            errors.push(e.to_string());
+            None
+        }
+    };
+    if let Some(fw) = fw.as_mut() {
+        if let Err(e) = unpublish(engine, fw, c, eps) {
+            errors.push(e.to_string());
+        }
     }
+    phases.mark("unpublish");
     for ep in eps {
         let net = engine
             .store
             .read(|tx| -> Result<_> { Ok(tx.network(&ep.network_id)?) });
         match net {
-            Ok(Some(net)) => {
-                errors.extend(endpoint::detach(&engine.paths, &mut engine.store, &net, ep))
-            }
+            Ok(Some(net)) => errors.extend(endpoint::detach(
+                &engine.paths,
+                &mut engine.store,
+                &net,
+                ep,
+                fw.as_mut(),
+            )),
             Ok(None) => errors.push(format!(
                 "network {} of endpoint {} is gone",
                 ep.network_id, ep.host_ifname
             )),
             Err(e) => errors.push(e.to_string()),
         }
+        phases.mark("endpoint");
     }
     if let Some(p) = c.netns.as_ref().filter(|_| c.owner.is_none()) {
         if let Err(e) = netns::remove(std::path::Path::new(p)) {
@@ -154,6 +174,8 @@ pub(crate) fn teardown(engine: &mut Engine, c: &Container, eps: &[Endpoint]) -> 
     {
         errors.push(e.to_string());
     }
+    phases.mark("netns-files-row");
+    drop(fw);
     if !eps.is_empty() {
         crate::agent::notify_if_running(&engine.paths, Some(("teardown", t0.elapsed())));
     }
@@ -165,7 +187,12 @@ pub(crate) fn teardown(engine: &mut Engine, c: &Container, eps: &[Endpoint]) -> 
 
 /// Removes a container's port elements and flushes their conntrack entries. Its rows go
 /// with the container's row.
-pub(crate) fn unpublish(engine: &mut Engine, c: &Container, eps: &[Endpoint]) -> Result<()> {
+pub(crate) fn unpublish(
+    engine: &mut Engine,
+    fw: &mut Firewall,
+    c: &Container,
+    eps: &[Endpoint],
+) -> Result<()> {
     let (rows, nets) = engine.store.read(|tx| -> Result<_> {
         let nets: BTreeMap<String, Network> = tx
             .networks()?
@@ -182,10 +209,26 @@ pub(crate) fn unpublish(engine: &mut Engine, c: &Container, eps: &[Endpoint]) ->
     };
     let (v4, v6) = ports::targets(std::slice::from_ref(ep));
     let elements = ports::elements(&rows, v4, v6);
-    let mut fw = Firewall::open()?;
+    // Element counters say whether any connection was ever translated to this container
+    // through these ports; when none was, the conntrack table (which a flush has to walk
+    // whole, ~262144 buckets) cannot hold an entry of theirs.
+    let mut used = None;
+    let t = Instant::now();
     if fw.is_installed()? {
+        used = fw.ports_used(&elements).unwrap_or_else(|e| {
+            tracing::debug!("{e}");
+            None
+        });
+        let counted = t.elapsed().as_micros() as u64;
         fw.apply(Update::new().remove_ports(&elements))?;
+        tracing::debug!(target: "berth::timing", verb = "teardown", phase = "counters", us = counted);
+        tracing::debug!(target: "berth::timing", verb = "teardown", phase = "elements", us = t.elapsed().as_micros() as u64 - counted);
     }
-    ports::flush_conntrack(&elements)?;
+    let t = Instant::now();
+    let flushed = match used {
+        Some(0) => 0,
+        _ => ports::flush_conntrack(&elements)?,
+    };
+    tracing::debug!(target: "berth::timing", verb = "teardown", phase = "conntrack", us = t.elapsed().as_micros() as u64, flushed);
     Ok(())
 }

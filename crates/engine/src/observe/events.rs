@@ -15,15 +15,14 @@ pub fn now_us() -> i64 {
         .unwrap_or(0)
 }
 
-/// Appends one event (`kind` network, container or firewall).
-pub(crate) fn record(
-    store: &mut Store,
+/// An event stamped now (`kind` network, container or firewall).
+pub(crate) fn event(
     kind: &str,
     action: &str,
     actor: (&str, &str),
     attrs: &[(&str, &str)],
-) {
-    let ev = Event {
+) -> Event {
+    Event {
         id: 0,
         time_us: now_us(),
         kind: kind.into(),
@@ -34,9 +33,73 @@ pub(crate) fn record(
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+    }
+}
+
+/// Appends one event.
+pub(crate) fn record(
+    store: &mut Store,
+    kind: &str,
+    action: &str,
+    actor: (&str, &str),
+    attrs: &[(&str, &str)],
+) {
+    with_endpoints(
+        store,
+        &[event(kind, action, actor, attrs)],
+        action,
+        None,
+        &[],
+        &[],
+    );
+}
+
+/// Appends `before`, then a network `action` event per endpoint of `c` (connect or
+/// disconnect, as Docker emits on create and rm), then `after`: all in one transaction, so
+/// that a verb pays for one commit whatever it logs.
+pub(crate) fn with_endpoints(
+    store: &mut Store,
+    before: &[Event],
+    action: &str,
+    c: Option<&berth_store::Container>,
+    eps: &[berth_store::Endpoint],
+    after: &[Event],
+) {
+    // Stamped as they are written, so that times follow the ids.
+    let insert = |tx: &berth_store::Tx<'_>, ev: &Event| -> Result<()> {
+        let mut ev = ev.clone();
+        ev.time_us = now_us();
+        tx.insert_event(&ev)?;
+        Ok(())
     };
-    if let Err(e) = store.write(|tx| tx.insert_event(&ev)) {
-        tracing::warn!("record {kind} {action} event for {}: {e}", actor.1);
+    let written = store.write(|tx| -> Result<()> {
+        for ev in before {
+            insert(tx, ev)?;
+        }
+        if let (Some(c), false) = (c, eps.is_empty()) {
+            let nets = tx.networks()?;
+            for ep in eps {
+                let name = nets
+                    .iter()
+                    .find(|n| n.id == ep.network_id)
+                    .map_or(ep.network_id.as_str(), |n| n.name.as_str());
+                let attrs = [
+                    ("container", c.name.as_str()),
+                    ("container_id", c.id.as_str()),
+                ];
+                insert(
+                    tx,
+                    &event("network", action, (&ep.network_id, name), &attrs),
+                )?;
+            }
+        }
+        for ev in after {
+            insert(tx, ev)?;
+        }
+        Ok(())
+    });
+    if let Err(e) = written {
+        tracing::warn!("record events: {e}");
     }
 }
 
@@ -66,20 +129,7 @@ pub(crate) fn endpoints(
     c: &berth_store::Container,
     eps: &[berth_store::Endpoint],
 ) {
-    let nets = store.read(|tx| tx.networks()).unwrap_or_default();
-    for ep in eps {
-        let name = nets
-            .iter()
-            .find(|n| n.id == ep.network_id)
-            .map_or(ep.network_id.as_str(), |n| n.name.as_str());
-        record(
-            store,
-            "network",
-            action,
-            (&ep.network_id, name),
-            &[("container", &c.name), ("container_id", &c.id)],
-        );
-    }
+    with_endpoints(store, &[], action, Some(c), eps, &[]);
 }
 
 /// RFC 3339 UTC with microseconds: `2026-12-01T18:00:00.123456Z`.

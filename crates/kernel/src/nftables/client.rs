@@ -139,6 +139,91 @@ impl Nftables {
     }
 }
 
+impl Nftables {
+    /// The packet count of the element with key `key` of every element of `keys` in set
+    /// `set`, summed: its `counter` expression (sets declared with `counter`), which a
+    /// lookup that matches the element increments. `None` when an element carries no
+    /// counter. A missing element (or set) is an error with `ENOENT`. Elements are asked
+    /// for 64 at a time (`NFT_MSG_GETSETELEM`, no dump: the kernel answers one message per
+    /// element, then the acknowledgement).
+    pub fn packets_of(
+        &mut self,
+        family: Family,
+        table: &str,
+        set: &str,
+        keys: &[Vec<u8>],
+    ) -> Result<Option<u64>> {
+        check_name("table", table)?;
+        check_name("set", set)?;
+        let op = format!("read element counters of {}", set_label(family, table, set));
+        let mut total = 0u64;
+        for chunk in keys.chunks(64) {
+            let mut b = Builder::new(
+                msg_type(NFT_MSG_GETSETELEM),
+                NLM_F_REQUEST | NLM_F_ACK,
+                family.nfproto(),
+                0,
+            );
+            b.put_str(NFTA_SET_ELEM_LIST_TABLE, table);
+            b.put_str(NFTA_SET_ELEM_LIST_SET, set);
+            b.nest(NFTA_SET_ELEM_LIST_ELEMENTS);
+            for key in chunk {
+                b.nest(NFTA_LIST_ELEM);
+                b.nest(NFTA_SET_ELEM_KEY).put(NFTA_DATA_VALUE, key).end();
+                b.end();
+            }
+            b.end();
+            let seq = self.socket.next_seq();
+            let mut counted = 0usize;
+            let mut missing_counter = false;
+            self.socket.replies(&op, &b.finish(seq), seq, |msg| {
+                if msg.kind != msg_type(NFT_MSG_NEWSETELEM) {
+                    return Ok(());
+                }
+                let Some(list) = msg.attrs().get(NFTA_SET_ELEM_LIST_ELEMENTS) else {
+                    return Ok(());
+                };
+                for (kind, elem) in Attrs(list) {
+                    if kind != NFTA_LIST_ELEM {
+                        continue;
+                    }
+                    counted += 1;
+                    match element_packets(Attrs(elem)) {
+                        Some(n) => total = total.saturating_add(n),
+                        None => missing_counter = true,
+                    }
+                }
+                Ok(())
+            })?;
+            if missing_counter || counted != chunk.len() {
+                return Ok(None);
+            }
+        }
+        Ok(Some(total))
+    }
+}
+
+/// `NFTA_SET_ELEM_EXPR` (one expression) or `NFTA_SET_ELEM_EXPRESSIONS` (a list): the
+/// packets of the element's `counter` expression.
+fn element_packets(elem: Attrs<'_>) -> Option<u64> {
+    let counter = |expr: &[u8]| -> Option<u64> {
+        let expr = Attrs(expr);
+        if expr.get_str(NFTA_EXPR_NAME)? != "counter" {
+            return None;
+        }
+        let data = Attrs(expr.get(NFTA_EXPR_DATA)?);
+        Some(u64::from_be_bytes(
+            data.get(NFTA_COUNTER_PACKETS)?.try_into().ok()?,
+        ))
+    };
+    if let Some(expr) = elem.get(NFTA_SET_ELEM_EXPR) {
+        return counter(expr);
+    }
+    Attrs(elem.get(NFTA_SET_ELEM_EXPRESSIONS)?)
+        .filter(|(k, _)| *k == NFTA_LIST_ELEM)
+        .find_map(|(_, e)| counter(e))
+}
+
 fn msg_type(msg: u16) -> u16 {
     (NFNL_SUBSYS_NFTABLES << 8) | msg
 }

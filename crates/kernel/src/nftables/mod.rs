@@ -64,6 +64,11 @@ const NFTA_SET_ELEM_DATA: u16 = 2;
 const NFTA_SET_ELEM_FLAGS: u16 = 3;
 const NFTA_SET_ELEM_KEY_END: u16 = 10;
 const NFTA_DATA_VALUE: u16 = 1;
+const NFTA_SET_ELEM_EXPR: u16 = 7;
+const NFTA_SET_ELEM_EXPRESSIONS: u16 = 11;
+const NFTA_EXPR_NAME: u16 = 1;
+const NFTA_EXPR_DATA: u16 = 2;
+const NFTA_COUNTER_PACKETS: u16 = 2;
 /// `NFT_SET_ELEM_INTERVAL_END`.
 const NFT_SET_ELEM_INTERVAL_END: u32 = 1;
 /// `NFT_SET_ANONYMOUS`: a set nft made for one rule (`{ a, b }`).

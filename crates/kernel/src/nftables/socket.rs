@@ -196,6 +196,44 @@ impl NfSocket {
         }
     }
 
+    /// Sends `request` (finished with sequence number `seq`, flags including
+    /// `NLM_F_ACK`), passes every reply before the acknowledgement to `each`,
+    /// and returns once it is acknowledged; a refusal is the error.
+    pub(crate) fn replies(
+        &mut self,
+        op: &str,
+        request: &[u8],
+        seq: u32,
+        mut each: impl FnMut(&Message<'_>) -> Result<()>,
+    ) -> Result<()> {
+        self.send(op, request)?;
+        loop {
+            let datagram = self
+                .recv()
+                .map_err(|e| Error::io(format!("{op}: receive netlink reply"), e))?;
+            let (msgs, malformed) = nfnl::messages(datagram);
+            for msg in msgs.iter().filter(|m| m.seq == seq) {
+                if msg.kind == NLMSG_ERROR {
+                    let (code, extack) = nfnl::error_payload(msg.payload, msg.flags)
+                        .ok_or_else(|| protocol(op, "truncated NLMSG_ERROR"))?;
+                    if code == 0 {
+                        return Ok(());
+                    }
+                    return Err(Nack {
+                        seq,
+                        errno: -code,
+                        extack,
+                    }
+                    .into_error(op));
+                }
+                each(msg)?;
+            }
+            if let Some(detail) = malformed {
+                return Err(protocol(op, detail));
+            }
+        }
+    }
+
     /// Sends a dump request (finished with sequence number `seq`) and passes
     /// every reply to `each` until `NLMSG_DONE`. Returns true if the kernel
     /// flagged the dump as interrupted by a concurrent change.

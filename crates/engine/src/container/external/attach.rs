@@ -195,7 +195,12 @@ pub fn attach(engine: &mut Engine, req: &AttachRequest) -> Result<Vec<Attached>>
         let mut fw = crate::fw::open(&mut engine.store)?;
         for (ep, net) in eps.iter().zip(&checked.nets) {
             let default_route = !net.internal && !endpoint::has_default_route(&ns)?;
-            endpoint::attach(&engine.paths, &mut fw, net, ep, &ns, default_route)?;
+            let inside = endpoint::Inside {
+                netns: &ns,
+                nl: None,
+                ipv6_default_off: None,
+            };
+            endpoint::attach(&engine.paths, &mut fw, net, ep, inside, default_route)?;
             out.push(Attached {
                 endpoint: ep.clone(),
                 default_route,
@@ -236,7 +241,8 @@ fn undo(
     }
     if published {
         let all = crate::container::endpoints(engine, id)?;
-        crate::container::remove::unpublish(engine, &c, &all)?;
+        let mut fw = berth_firewall::Firewall::open()?;
+        crate::container::remove::unpublish(engine, &mut fw, &c, &all)?;
         engine
             .store
             .write(|tx| -> Result<()> { Ok(tx.delete_ports(id)?) })?;

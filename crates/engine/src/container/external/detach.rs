@@ -11,7 +11,13 @@ pub(super) fn detach_endpoints(engine: &mut Engine, eps: &[Endpoint]) -> Vec<Str
     let mut errors = Vec::new();
     for ep in eps {
         match crate::network::find(engine, &ep.network_id) {
-            Ok(net) => errors.extend(endpoint::detach(&engine.paths, &mut engine.store, &net, ep)),
+            Ok(net) => errors.extend(endpoint::detach(
+                &engine.paths,
+                &mut engine.store,
+                &net,
+                ep,
+                None,
+            )),
             Err(e) => errors.push(e.to_string()),
         }
     }
@@ -58,7 +64,10 @@ pub fn detach(
     let target = crate::fw::published_endpoint(&all, &nets).map(|e| e.id.clone());
     if target.is_some_and(|t| gone.iter().any(|e| e.id == t)) {
         // The ports lead into an endpoint that goes: they go too.
-        if let Err(e) = crate::container::remove::unpublish(engine, &c, &all) {
+        let unpublished = berth_firewall::Firewall::open()
+            .map_err(crate::Error::from)
+            .and_then(|mut fw| crate::container::remove::unpublish(engine, &mut fw, &c, &all));
+        if let Err(e) = unpublished {
             errors.push(e.to_string());
         }
         if let Err(e) = engine

@@ -68,14 +68,29 @@ impl Ruleset {
             .any(|t| t["family"] == family && t["name"] == name)
     }
 
-    /// The elements of a named set.
+    /// The elements of a named set (of a map: `[key, value]` pairs), without the
+    /// `{"elem": {"val": KEY, "counter": ...}}` wrapping of elements that carry a counter.
     pub(crate) fn set_elems(&self, family: &str, table: &str, name: &str) -> Vec<Value> {
+        fn bare(v: &Value) -> Value {
+            v.get("elem")
+                .and_then(|e| e.get("val"))
+                .unwrap_or(v)
+                .clone()
+        }
         self.objects("set")
             .chain(self.objects("map"))
             .find(|s| s["family"] == family && s["table"] == table && s["name"] == name)
             .and_then(|s| s.get("elem"))
             .and_then(Value::as_array)
-            .cloned()
+            .map(|elems| {
+                elems
+                    .iter()
+                    .map(|e| match e.as_array() {
+                        Some(pair) => Value::Array(pair.iter().map(bare).collect()),
+                        None => bare(e),
+                    })
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -498,7 +513,7 @@ mod tests {
     #[test]
     fn publish_maps_are_looked_up_by_address_first() {
         let json = r#"{"nftables": [
-          {"map": {"family": "inet", "name": "pub4", "table": "berth", "elem": [[{"concat": ["tcp", 8080]}, {"concat": ["172.17.0.2", 80]}]]}},
+          {"map": {"family": "inet", "name": "pub4", "table": "berth", "elem": [[{"concat": ["tcp", 8080]}, {"concat": ["172.17.0.2", 80]}], [{"elem": {"val": {"concat": ["tcp", 8082]}, "counter": {"packets": 0, "bytes": 0}}}, {"concat": ["172.17.0.2", 82]}]]}},
           {"map": {"family": "inet", "name": "pub4_addr", "table": "berth", "elem": [[{"concat": ["127.0.0.1", "udp", 9090]}, {"concat": ["172.17.0.3", 90]}]]}}
         ]}"#;
         let rs = Ruleset::parse(json, "").unwrap();
@@ -508,6 +523,11 @@ mod tests {
             Some(("172.17.0.2".parse().unwrap(), 80))
         );
         assert_eq!(rs.dnat_target(h, "udp", 9090), None);
+        // An element with a counter (schema_4) is wrapped as {"elem": {"val": KEY, ...}}.
+        assert_eq!(
+            rs.dnat_target(h, "tcp", 8082),
+            Some(("172.17.0.2".parse().unwrap(), 82))
+        );
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
         assert_eq!(
             rs.dnat_target(lo, "udp", 9090),
