@@ -315,11 +315,29 @@ impl Sandbox {
         false
     }
 
-    /// A snapshot of everything berth may change: links, addresses, routes, the nftables
-    /// ruleset, berth's view of networks and containers, and its runtime files.
+    /// Waits (up to 5 s) until the kernel has destroyed the veth pairs of removed
+    /// containers: `rm` releases a container's namespace and detaches the host end from its
+    /// bridge, and the kernel deletes the pair in its namespace clean-up work, after `rm`
+    /// returned. Such a host end is a `bth…` veth without a master. Returns whether it
+    /// settled.
+    pub fn settle(&self) -> bool {
+        let pending = "ip -o link show type veth | grep -v ' master ' | grep -c ': bth' || true";
+        for _ in 0..100 {
+            if self.ok(pending).trim() == "0" {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// A snapshot of everything berth may change: links (without their carrier state, which
+    /// an empty bridge's changes by itself), addresses, routes, the nftables ruleset, berth's view of networks and containers, and its runtime files (taken once
+    /// removed containers' veth pairs are gone, see [`Sandbox::settle`]).
     pub fn state(&self) -> String {
+        self.settle();
         self.ok(
-            "ip -br link | awk '{print $1, $3, $4}' | sort; ip -br addr | awk '{$2=\"\"; print}' | sort; ip route; nft list ruleset; \
+            "ip -br link | awk '{print $1, $3, $4}' | sed -e 's/NO-CARRIER,//' -e 's/,LOWER_UP//' | sort; ip -br addr | awk '{$2=\"\"; print}' | sort; ip route | sed 's/ linkdown//'; nft list ruleset; \
              berth network ls --format json; berth ps -a --format json; \
              { find \"$BERTH_RUN_ROOT\" -path '*/locks' -prune -o -print 2>/dev/null || true; } | sort",
         )

@@ -4,6 +4,10 @@ use berth_tests::Sandbox;
 
 /// Every berth-owned trace in the sandbox, listed piece by piece.
 fn leftovers(sb: &Sandbox) -> Vec<String> {
+    assert!(
+        sb.settle(),
+        "removed containers' veth pairs are destroyed within 5 s"
+    );
     let mut found = Vec::new();
     let links = sb.ok("ip -br link | awk '{print $1}' | cut -d@ -f1");
     found.extend(
@@ -37,6 +41,37 @@ fn leftovers(sb: &Sandbox) -> Vec<String> {
         found.push(format!("{} namespace mounts", mounts.trim()));
     }
     found
+}
+
+/// The default network's bridge, once it had a container: its link, gateway and elements.
+const DEFAULT_BRIDGE_STAYS: [&str; 5] = [
+    "link berth0",
+    "address berth0 172.17.0.1/16",
+    "nft elements in bridges",
+    "nft elements in same_bridge",
+    "nft elements in masq4",
+];
+
+#[test]
+fn a_user_network_has_its_bridge_from_create_to_rm() {
+    let sb = Sandbox::new();
+    let id = sb.berth_ok(&["network", "create", "--subnet", "10.30.0.0/24", "early"]);
+    let br = format!("br-{}", &id[..12]);
+    let addr = sb.ok(&format!("ip -br -4 addr show {br}"));
+    assert!(
+        addr.contains("10.30.0.1/24"),
+        "bridge with its gateway: {addr}"
+    );
+    let masq = sb.ok("nft list set inet berth masq4");
+    assert!(masq.contains("10.30.0.0/24"), "{masq}");
+    sb.berth_ok(&["run", "--rm", "--network", "early", "true"]);
+    assert!(sb.settle());
+    sb.ok(&format!("ip link show {br}"));
+    sb.berth_ok(&["network", "rm", "early"]);
+    assert_ne!(sb.sh(&format!("ip link show {br}")).code, 0);
+    let masq = sb.ok("nft list set inet berth masq4");
+    assert!(!masq.contains("10.30.0.0/24"), "{masq}");
+    assert_eq!(leftovers(&sb), Vec::<String>::new());
 }
 
 #[test]
@@ -78,7 +113,9 @@ fn removing_every_container_and_network_leaves_nothing() {
 
     sb.berth_ok(&["rm", "-f", "a", "b", "c", "d"]);
     sb.berth_ok(&["network", "rm", "one", "two", "three"]);
-    assert_eq!(leftovers(&sb), Vec::<String>::new());
+    // What stays is the default network's bridge, as Docker's docker0 does: networks are
+    // active from their creation (the default one from its first container) until removed.
+    assert_eq!(leftovers(&sb), DEFAULT_BRIDGE_STAYS);
     let nets = sb.berth_ok(&["network", "ls", "--format", "json"]);
     let nets: serde_json::Value = serde_json::from_str(&nets).unwrap();
     let names: Vec<_> = nets
@@ -97,7 +134,7 @@ fn rm_force_twice_succeeds() {
     sb.berth_ok(&["rm", "-f", "twice"]);
     let again = sb.berth(&["rm", "-f", "twice"]);
     assert_eq!(again.code, 0, "{again:?}");
-    assert_eq!(leftovers(&sb), Vec::<String>::new());
+    assert_eq!(leftovers(&sb), DEFAULT_BRIDGE_STAYS);
 }
 
 #[test]
@@ -109,7 +146,7 @@ fn rm_of_a_stopped_container_needs_no_force() {
     assert_eq!(v["State"], "exited");
     assert_eq!(v["ExitCode"], 143, "SIGTERM recorded as 128+15: {v}");
     sb.berth_ok(&["rm", "short"]);
-    assert_eq!(leftovers(&sb), Vec::<String>::new());
+    assert_eq!(leftovers(&sb), DEFAULT_BRIDGE_STAYS);
 }
 
 #[test]
@@ -137,6 +174,7 @@ fn host_side_is_removed_when_the_namespace_file_was_deleted() {
     sb.ok(&format!("umount {ns} && rm {ns}"));
     sb.ok(&format!("ip link show {veth}"));
     sb.berth_ok(&["rm", "-f", "orphan"]);
+    assert!(sb.settle());
     assert!(
         sb.sh(&format!("ip link show {veth}")).code != 0,
         "host veth removed"
@@ -238,13 +276,15 @@ fn sigterm_to_a_foreground_run_reaches_the_container_and_rm_still_happens() {
     assert_eq!(out.trim(), "rc=130");
     assert_ne!(sb.berth(&["inspect", "gone"]).code, 0, "--rm removed it");
     sb.berth_ok(&["rm", "fg"]);
-    assert_eq!(leftovers(&sb), Vec::<String>::new());
+    assert_eq!(leftovers(&sb), DEFAULT_BRIDGE_STAYS);
 }
 
 #[test]
 fn gc_removes_a_container_whose_run_was_killed_mid_setup() {
     let sb = Sandbox::new();
     sb.berth_ok(&["network", "create", "half"]);
+    // `network create` installed the table; without it, the run installs it again.
+    sb.ok("nft delete table inet berth");
     // An nft that hangs holds `berth run` in the firewall's first install, which happens
     // after the rows are written and before the namespace: the container row exists, the nft
     // batch never returns. Then kill -9 the run.

@@ -659,26 +659,23 @@ fn removing_an_idle_network_with_a_broken_firewall_is_all_or_nothing() {
 
 #[test]
 fn a_failed_first_activation_leaves_ip_forwarding_as_it_was() {
-    // No container yet: the first activation of a bridge turns forwarding on. When the
-    // firewall then cannot be programmed, the run fails and must not leave forwarding on
-    // (it would route between interfaces with none of berth's rules in place).
+    // No network yet: the first activation of a bridge (at `network create`) turns
+    // forwarding on. When the firewall then cannot be programmed, the create fails and must
+    // not leave forwarding on (it would route between interfaces with none of berth's rules
+    // in place), nor the network or its bridge.
     let sb = Sandbox::new();
     let fake = fake_unsupported_nft(&sb);
-    sb.berth_ok(&["network", "create", "cold"]);
     // berth's runtime directories exist (state() lists them), forwarding is not touched yet.
     sb.berth_ok(&["run", "--rm", "--network", "none", "true"]);
     let before = sb.ok("sysctl -n net.ipv4.ip_forward");
     assert_eq!(before.trim(), "0", "a fresh namespace does not forward");
-    let run = format!(
-        "BERTH_NFT={} berth run --rm --network cold true",
-        shell_quote(&fake)
-    );
-    fails_sh(&sb, &run, 125, &["kernel", "modules"]);
+    let create = format!("BERTH_NFT={} berth network create cold", shell_quote(&fake));
+    fails_sh(&sb, &create, 1, &["kernel", "modules"]);
     let after = sb.ok("sysctl -n net.ipv4.ip_forward");
     assert_eq!(
         before.trim(),
         after.trim(),
-        "`{run}` failed but changed net.ipv4.ip_forward"
+        "`{create}` failed but changed net.ipv4.ip_forward"
     );
 }
 
@@ -735,18 +732,21 @@ fn a_missing_kernel_feature_is_reported_and_undone() {
         "BERTH_NFT={} berth run -d --name probe --network cold sleep 100000",
         shell_quote(&fake)
     );
+    let before = sb.ok("ip -br link | awk '{print $1}'; ip -br addr");
     fails_sh(&sb, &run, 125, &["kernel", "modules", "nftables"]);
-    // The parts spelled out: no bridge, no container row, no namespace file.
-    let links = sb.ok("ip -br link");
-    assert!(
-        !links.contains(&bridge),
-        "bridge {bridge} of the failed run is left:\n{links}"
-    );
+    // The parts spelled out: links and addresses as they were (the network's bridge is
+    // there since `network create`), no container row, no namespace file.
+    let links = sb.ok("ip -br link | awk '{print $1}'; ip -br addr");
+    assert_eq!(before, links, "the failed run changed links or addresses");
+    assert!(links.contains(&bridge), "{links}");
     assert_eq!(container_names(&sb), ["web"]);
     let netns = sb.ok("ls -A \"$BERTH_RUN_ROOT\"/netns 2>/dev/null | wc -l");
     assert_eq!(netns.trim(), "1", "only web's namespace file remains");
     let addrs = sb.ok("ip -br addr");
-    assert!(!addrs.contains("10.20.0."), "no address of cold: {addrs}");
+    assert!(
+        !addrs.contains("10.20.0.2"),
+        "no container address of cold: {addrs}"
+    );
 
     // Foreground, with --rm, and through `network connect`.
     let run_rm = format!(

@@ -24,6 +24,7 @@ fn thirty_two_parallel_runs_get_distinct_reachable_addresses() {
     ));
     // And they all go away in parallel too.
     sb.ok("for i in $(seq 1 32); do berth rm -f c$i >/dev/null & done; wait");
+    assert!(sb.settle(), "the veth pairs go with the namespaces");
     assert_eq!(sb.ok("ip -br link | grep -c '^bth' || true").trim(), "0");
     assert_eq!(sb.berth_ok(&["ps", "-a", "-q"]).len(), 0);
 }

@@ -1,10 +1,15 @@
-//! The bridge driver on this host: a network is "active" while it has endpoints here.
-//! Overlay networks use it too, with a VXLAN device as one more port of the bridge.
+//! The bridge driver on this host. Overlay networks use it too, with a VXLAN device as one
+//! more port of the bridge.
 //!
 //! Activating creates the bridge device, gives it the gateway addresses, brings it up, turns
-//! on forwarding and adds the network's firewall elements. Deactivating (when its last
-//! endpoint goes) removes them again, so a host with no containers carries no berth links.
+//! on forwarding and adds the network's firewall elements; deactivating removes them again.
 //! Both run under the network's lock, so concurrent berth processes agree.
+//!
+//! When: a network made by `berth network create` is activated there and stays active until
+//! `network rm` (the built-in `bridge` network from its first container on), as Docker's
+//! networks do. Networks a runtime's door defines (podman, CNI) and overlays live only while
+//! they have endpoints here ([`lives_with_endpoints`]): their runtime never says when they
+//! go, and netavark removes a bridge with its last container.
 
 use crate::error::KernelContext;
 use crate::overlay::{self, device::Vxlan};
@@ -43,6 +48,13 @@ pub(crate) fn host_view() -> Result<HostView> {
         links: links.into_iter().map(|l| l.name).collect(),
         subnets,
     })
+}
+
+/// True for networks that are deactivated when their last endpoint on this host goes:
+/// overlays and networks defined by a runtime's door. Other bridge networks keep their
+/// bridge from `network create` (or their first container) until `network rm`.
+pub(crate) fn lives_with_endpoints(net: &Network) -> bool {
+    net.driver == "overlay" || net.labels.contains_key(crate::network::DOOR_LABEL)
 }
 
 /// The firewall elements of a bridge network.

@@ -1,7 +1,8 @@
 //! One endpoint: a veth pair from a network's bridge into a container's namespace.
 //!
-//! `attach` leaves either a working endpoint or nothing; `detach` removes what it can and
-//! deactivates the network on this host when its last endpoint goes.
+//! `attach` leaves either a working endpoint or nothing; `detach` removes what it can, and
+//! deactivates the network on this host when its last endpoint goes if the network is one
+//! that lives only while it has endpoints (see [`bridge::lives_with_endpoints`]).
 
 use crate::bridge;
 use crate::error::KernelContext;
@@ -157,15 +158,29 @@ pub(crate) fn has_default_route(netns: &File) -> Result<bool> {
         .any(|r| r.dst.prefix_len() == 0 && matches!(r.dst.addr(), IpAddr::V4(_))))
 }
 
+/// What happens to the endpoint's veth pair on [`detach`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum HostEnd {
+    /// Delete it now (the container's namespace lives on, or belongs to another runtime).
+    Delete,
+    /// The container's namespace was just released: the kernel destroys the pair with it in
+    /// its namespace clean-up work, so `rm` does not wait for the RCU barrier a synchronous
+    /// link deletion costs (~10-20 ms). The host end leaves its bridge now, so that even a
+    /// namespace some stray process still holds carries no traffic; `gc` deletes such a
+    /// pair if it outlives its endpoint row.
+    Released,
+}
+
 /// Removes the endpoint's host side (its peer goes with it) and its row (releasing its
 /// addresses), and the network's bridge and firewall elements when no other endpoint of that
-/// network remains. Returns every failure.
+/// network remains and the network lives only with its endpoints. Returns every failure.
 pub(crate) fn detach(
     paths: &Paths,
     store: &mut Store,
     net: &Network,
     ep: &Endpoint,
     fw: Option<&mut Firewall>,
+    host_end: HostEnd,
 ) -> Vec<String> {
     let mut errors = Vec::new();
     if net.driver == "overlay" {
@@ -180,7 +195,11 @@ pub(crate) fn detach(
     };
     match Netlink::open() {
         Ok(mut nl) => {
-            if let Err(e) = nl.delete_link_by_name(&ep.host_ifname) {
+            let done = match host_end {
+                HostEnd::Delete => nl.delete_link_by_name(&ep.host_ifname).map(drop),
+                HostEnd::Released => nl.set_nomaster_by_name(&ep.host_ifname).map(drop),
+            };
+            if let Err(e) = done {
                 errors.push(format!("delete veth {}: {e}", ep.host_ifname));
             }
         }
@@ -190,12 +209,30 @@ pub(crate) fn detach(
     // endpoints leaving at once, the second sees the first gone and removes the bridge.
     let others = store.write(|tx| -> Result<usize> {
         tx.delete_endpoint(&ep.id)?;
+        release_cursors(tx, net, ep)?;
         Ok(tx.count_endpoints_of_network(&net.id)?)
     });
     match others {
-        Ok(0) => errors.extend(bridge::deactivate_with(net, fw)),
+        Ok(0) if bridge::lives_with_endpoints(net) => {
+            errors.extend(bridge::deactivate_with(net, fw))
+        }
         Ok(_) => {}
         Err(e) => errors.push(e.to_string()),
     }
     errors
+}
+
+/// Gives the endpoint's addresses back to their subnets' cursors where they were the last
+/// ones given out (see `Tx::release_address_cursor`).
+fn release_cursors(tx: &berth_store::Tx<'_>, net: &Network, ep: &Endpoint) -> Result<()> {
+    for a in &ep.addresses {
+        let specs = crate::container::create::specs(net);
+        let Some(spec) = specs.iter().find(|s| s.subnet.contains(&a.addr)) else {
+            continue;
+        };
+        if let Some(after) = berth_ipam::after(spec, a.addr) {
+            tx.release_address_cursor(&net.id, &spec.subnet, a.addr, after)?;
+        }
+    }
+    Ok(())
 }

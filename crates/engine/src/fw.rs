@@ -4,13 +4,13 @@
 use crate::{bridge, ports, Result};
 use berth_firewall::{Firewall, Update};
 use berth_store::{Endpoint, Network, Store, Tx};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Opens the firewall, reinstalling it with every element the store implies when it is
 /// missing (first use on this host, or flushed by someone).
 pub(crate) fn open(store: &mut Store) -> Result<Firewall> {
     let mut fw = Firewall::open()?;
-    fw.ensure(|| store.read(everything))?;
+    fw.ensure(|| everything_here(store))?;
     Ok(fw)
 }
 
@@ -18,7 +18,7 @@ pub(crate) fn open(store: &mut Store) -> Result<Firewall> {
 /// number of elements restored.
 pub(crate) fn reload(store: &mut Store) -> Result<usize> {
     let mut fw = Firewall::open()?;
-    let all = store.read(everything)?;
+    let all = everything_here(store)?;
     fw.reinstall(&all)?;
     Ok(all.len())
 }
@@ -40,8 +40,23 @@ pub(crate) fn published_endpoint<'a>(
         .find(|e| nets.get(&e.network_id).is_some_and(|n| !n.internal))
 }
 
-/// Every element the store implies: networks with endpoints here and published ports.
-pub(crate) fn everything(tx: &Tx<'_>) -> Result<Update> {
+/// [`everything`] for this host: its bridges are read from the kernel.
+fn everything_here(store: &mut Store) -> Result<Update> {
+    use crate::error::KernelContext;
+    let mut nl = berth_kernel::netlink::Netlink::open().op(|| "open netlink socket".into())?;
+    let bridges: BTreeSet<String> = nl
+        .links()
+        .op(|| "list links".into())?
+        .into_iter()
+        .filter(|l| l.kind.as_deref() == Some("bridge"))
+        .map(|l| l.name)
+        .collect();
+    store.read(|tx| everything(tx, &bridges))
+}
+
+/// Every element the store implies: networks active here (their bridge is in `bridges`, or
+/// they have endpoints) and published ports.
+pub(crate) fn everything(tx: &Tx<'_>, bridges: &BTreeSet<String>) -> Result<Update> {
     let nets: BTreeMap<String, Network> = tx
         .networks()?
         .into_iter()
@@ -50,7 +65,8 @@ pub(crate) fn everything(tx: &Tx<'_>) -> Result<Update> {
     let eps = tx.all_endpoints()?;
     let mut u = Update::new();
     for net in nets.values() {
-        if eps.iter().any(|e| e.network_id == net.id) {
+        let present = net.bridge.as_ref().is_some_and(|b| bridges.contains(b));
+        if present || eps.iter().any(|e| e.network_id == net.id) {
             if let Some(el) = bridge::elements(net) {
                 u.add_network(&el);
             }

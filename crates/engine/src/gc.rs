@@ -52,7 +52,8 @@ pub(crate) fn run(engine: &mut Engine) -> Result<Vec<String>> {
     let (networks, endpoints, containers) = engine
         .store
         .read(|tx| -> Result<_> { Ok((tx.networks()?, tx.all_endpoints()?, tx.containers()?)) })?;
-    // 2. Links: veth host ends no endpoint owns; bridges of networks without endpoints.
+    // 2. Links: veth host ends no endpoint owns; bridges of door and overlay networks
+    //    without endpoints.
     let owned: BTreeSet<&str> = endpoints.iter().map(|e| e.host_ifname.as_str()).collect();
     // VXLAN devices `vx-…` and bridges `ov-…` of overlays this host has no mirror of (a
     // bridge network's own bridge may be called `ov-…` too: every known name is kept).
@@ -86,7 +87,11 @@ pub(crate) fn run(engine: &mut Engine) -> Result<Vec<String>> {
             done.push(format!("link {}: removed (no overlay network)", link.name));
         }
     }
-    for net in networks.iter().filter(|n| n.bridge.is_some()) {
+    // Bridges of networks that live only with their endpoints and have none here.
+    for net in networks
+        .iter()
+        .filter(|n| n.bridge.is_some() && bridge::lives_with_endpoints(n))
+    {
         let active = endpoints.iter().any(|e| e.network_id == net.id);
         let name = net.bridge.as_deref().unwrap_or_default();
         let present = nl

@@ -222,11 +222,6 @@ pub fn create(engine: &mut Engine, req: &CreateRequest) -> Result<Network> {
     // What the host already routes: auto-chosen subnets must not collide with it, and a
     // chosen bridge name must not belong to some other interface.
     let host = bridge::host_view()?;
-    if set.bridge.is_some() && host.links.contains(&bridge_name) {
-        return Err(Error::Conflict(format!(
-            "interface {bridge_name} already exists on the host: choose another bridge_name"
-        )));
-    }
     let net = engine.store.write(|tx| -> Result<Network> {
         let existing = tx.networks()?;
         if existing.iter().any(|n| n.name == req.name) {
@@ -242,6 +237,11 @@ pub fn create(engine: &mut Engine, req: &CreateRequest) -> Result<Network> {
             return Err(Error::Conflict(format!(
                 "bridge {bridge_name} is already used by network {}",
                 other.name
+            )));
+        }
+        if set.bridge.is_some() && host.links.contains(&bridge_name) {
+            return Err(Error::Conflict(format!(
+                "interface {bridge_name} already exists on the host: choose another bridge_name"
             )));
         }
         let taken: Vec<(IpNet, String)> = existing
@@ -303,6 +303,16 @@ pub fn create(engine: &mut Engine, req: &CreateRequest) -> Result<Network> {
         tx.insert_network(&net)?;
         Ok(net)
     })?;
+    if !bridge::lives_with_endpoints(&net) {
+        if let Err(e) = activate_here(engine, &net) {
+            // All or nothing: the row goes again (activation undid its own kernel state).
+            let _ = engine
+                .store
+                .write(|tx| -> Result<()> { Ok(tx.delete_network(&net.id)?) });
+            let _ = std::fs::remove_file(engine.paths.network_lock(&net.id));
+            return Err(e);
+        }
+    }
     let driver = net.driver.clone();
     events::record(
         &mut engine.store,
@@ -312,6 +322,17 @@ pub fn create(engine: &mut Engine, req: &CreateRequest) -> Result<Network> {
         &[("driver", &driver)],
     );
     Ok(net)
+}
+
+/// Activates a bridge network on this host (installing the firewall's ruleset first if this
+/// host has none): its bridge, gateway addresses and elements exist from here on, so its
+/// first container pays for none of them.
+fn activate_here(engine: &mut Engine, net: &Network) -> Result<()> {
+    use crate::error::KernelContext;
+    let _lock = Lock::exclusive(&engine.paths.network_lock(&net.id))?;
+    let mut fw = crate::fw::open(&mut engine.store)?;
+    let mut nl = berth_kernel::netlink::Netlink::open().op(|| "open netlink socket".into())?;
+    bridge::activate(&mut nl, &mut fw, net, None).map(drop)
 }
 
 /// All networks, after bringing overlay networks up to date from the cluster store (when

@@ -15,27 +15,8 @@ use crate::SubnetSpec;
 /// the result (no per-candidate lookups, no walk over empty space; an IPv6
 /// /64 costs nothing more than an IPv4 /24).
 pub(crate) fn first_free(spec: &SubnetSpec, used: &BTreeSet<IpAddr>) -> Option<IpAddr> {
-    let subnet = &spec.subnet;
-    let v4 = subnet.addr().is_ipv4();
-    let (net_lo, net_hi) = bounds(subnet);
-    let (lo, hi) = match &spec.range {
-        None => (net_lo, net_hi),
-        Some(r) if same_family(r, subnet) => {
-            let (rlo, rhi) = bounds(r);
-            (rlo.max(net_lo), rhi.min(net_hi))
-        }
-        Some(_) => return None,
-    };
-    if lo > hi {
-        return None;
-    }
-    let mut reserved = vec![net_lo];
-    if v4 {
-        reserved.push(net_hi);
-    }
-    if spec.gateway.is_ipv4() == v4 {
-        reserved.push(to_u128(spec.gateway));
-    }
+    let v4 = spec.subnet.addr().is_ipv4();
+    let (lo, hi, reserved) = span(spec)?;
     let mut taken = used
         .range(from_u128(v4, lo)..=from_u128(v4, hi))
         .map(|a| to_u128(*a))
@@ -67,6 +48,84 @@ pub fn allocate(spec: &SubnetSpec, used: &BTreeSet<IpAddr>) -> Result<IpAddr, Er
         subnet: spec.subnet,
         range: spec.range,
     })
+}
+
+/// Picks the next free address at or after `from` (wrapping around to the start of the
+/// candidate span), as Docker's allocator does: an address a container just gave up is not
+/// handed out again at once, so no neighbour cache still points it at the old container.
+///
+/// `taken(addr)` says whether an address is in use (a point lookup in the store, so that
+/// the cost does not grow with the number of addresses used). Candidates are those of
+/// [`allocate`]; `from` outside the span starts at its beginning. Fails with
+/// [`Error::Exhausted`] once every candidate was tried.
+pub fn allocate_next<E>(
+    spec: &SubnetSpec,
+    from: Option<IpAddr>,
+    mut taken: impl FnMut(IpAddr) -> Result<bool, E>,
+) -> Result<Result<IpAddr, Error>, E> {
+    let exhausted = Error::Exhausted {
+        subnet: spec.subnet,
+        range: spec.range,
+    };
+    let Some((lo, hi, reserved)) = span(spec) else {
+        return Ok(Err(exhausted));
+    };
+    let v4 = spec.subnet.addr().is_ipv4();
+    let start = from
+        .filter(|a| a.is_ipv4() == v4)
+        .map(to_u128)
+        .filter(|a| (lo..=hi).contains(a))
+        .unwrap_or(lo);
+    let mut cur = start;
+    loop {
+        if !reserved.contains(&cur) {
+            let addr = from_u128(v4, cur);
+            if !taken(addr)? {
+                return Ok(Ok(addr));
+            }
+        }
+        cur = if cur >= hi { lo } else { cur + 1 };
+        if cur == start {
+            return Ok(Err(exhausted));
+        }
+    }
+}
+
+/// The address after `addr` in `spec`'s candidate span, wrapping to its start: where the
+/// next [`allocate_next`] begins.
+pub fn after(spec: &SubnetSpec, addr: IpAddr) -> Option<IpAddr> {
+    let (lo, hi, _) = span(spec)?;
+    let a = to_u128(addr);
+    Some(from_u128(
+        addr.is_ipv4(),
+        if a >= hi || a < lo { lo } else { a + 1 },
+    ))
+}
+
+/// The candidate span `lo..=hi` of `spec` and its reserved addresses inside.
+fn span(spec: &SubnetSpec) -> Option<(u128, u128, Vec<u128>)> {
+    let subnet = &spec.subnet;
+    let v4 = subnet.addr().is_ipv4();
+    let (net_lo, net_hi) = bounds(subnet);
+    let (lo, hi) = match &spec.range {
+        None => (net_lo, net_hi),
+        Some(r) if same_family(r, subnet) => {
+            let (rlo, rhi) = bounds(r);
+            (rlo.max(net_lo), rhi.min(net_hi))
+        }
+        Some(_) => return None,
+    };
+    if lo > hi {
+        return None;
+    }
+    let mut reserved = vec![net_lo];
+    if v4 {
+        reserved.push(net_hi);
+    }
+    if spec.gateway.is_ipv4() == v4 {
+        reserved.push(to_u128(spec.gateway));
+    }
+    Some((lo, hi, reserved))
 }
 
 /// Validates a static address (`--ip`) for `spec`.
@@ -106,6 +165,64 @@ pub fn subnet_for(specs: &[SubnetSpec], addr: IpAddr) -> Option<usize> {
 mod tests {
     use super::*;
     use crate::{subnet_spec, IpNet};
+
+    fn next(spec: &SubnetSpec, from: Option<&str>, used: &[&str]) -> Result<IpAddr, Error> {
+        let used: BTreeSet<IpAddr> = used.iter().map(|a| a.parse().unwrap()).collect();
+        let from = from.map(|a| a.parse().unwrap());
+        allocate_next::<()>(spec, from, |a| Ok(used.contains(&a))).unwrap()
+    }
+
+    #[test]
+    fn allocate_next_goes_on_from_the_cursor_and_wraps() {
+        let spec = subnet_spec(net("10.0.0.0/29"), None, None).unwrap();
+        // .1 is the gateway, .7 the broadcast.
+        assert_eq!(next(&spec, None, &[]).unwrap().to_string(), "10.0.0.2");
+        assert_eq!(
+            next(&spec, Some("10.0.0.5"), &[]).unwrap().to_string(),
+            "10.0.0.5"
+        );
+        assert_eq!(
+            next(&spec, Some("10.0.0.5"), &["10.0.0.5", "10.0.0.6"])
+                .unwrap()
+                .to_string(),
+            "10.0.0.2",
+            "wraps past the broadcast and the network address and the gateway"
+        );
+        assert_eq!(
+            next(&spec, Some("10.0.0.7"), &[]).unwrap().to_string(),
+            "10.0.0.2"
+        );
+        let all = ["10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6"];
+        assert!(matches!(
+            next(&spec, Some("10.0.0.4"), &all),
+            Err(Error::Exhausted { .. })
+        ));
+        assert_eq!(
+            after(&spec, "10.0.0.7".parse().unwrap())
+                .unwrap()
+                .to_string(),
+            "10.0.0.0"
+        );
+        assert_eq!(
+            after(&spec, "10.0.0.3".parse().unwrap())
+                .unwrap()
+                .to_string(),
+            "10.0.0.4"
+        );
+    }
+
+    #[test]
+    fn allocate_next_stays_inside_the_range() {
+        let spec = subnet_spec(net("10.0.0.0/24"), None, Some(net("10.0.0.128/30"))).unwrap();
+        assert_eq!(next(&spec, None, &[]).unwrap().to_string(), "10.0.0.128");
+        assert_eq!(
+            next(&spec, Some("10.0.0.3"), &["10.0.0.128"])
+                .unwrap()
+                .to_string(),
+            "10.0.0.129",
+            "a cursor outside the range starts at the range"
+        );
+    }
 
     fn net(s: &str) -> IpNet {
         s.parse().unwrap()

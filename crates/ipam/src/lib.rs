@@ -25,7 +25,7 @@ mod pool;
 
 use std::net::IpAddr;
 
-pub use alloc::{allocate, check_static, subnet_for};
+pub use alloc::{after, allocate, allocate_next, check_static, subnet_for};
 pub use error::{Error, Reserved};
 pub use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 pub use parse::{parse_ip, parse_range, parse_subnet, subnet_spec};

@@ -93,6 +93,14 @@ const MIGRATIONS: &[&str] = &[
     // the door whose runtime made it ('netavark' for podman, 'cni'); berth never removes
     // such a namespace, only its endpoints.
     "ALTER TABLE containers ADD COLUMN owner TEXT;",
+    // 5: where the next address allocation of each subnet starts (after the last one given
+    // out), so allocating is a few point lookups whatever the number of addresses in use.
+    "CREATE TABLE address_cursors (
+        network_id TEXT NOT NULL REFERENCES networks(id) ON DELETE CASCADE,
+        subnet     TEXT NOT NULL,
+        next       TEXT NOT NULL,
+        PRIMARY KEY (network_id, subnet)
+    );",
 ];
 
 /// Brings the schema to the newest version, one transaction per step.

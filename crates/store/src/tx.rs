@@ -4,6 +4,7 @@ use crate::model::{
     Container, ContainerState, Endpoint, EndpointAddress, Network, NetworkMode, SubnetRow,
 };
 use crate::{Error, Result};
+use ipnet::IpNet;
 use rusqlite::{params, OptionalExtension, Row, Transaction};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -454,6 +455,68 @@ impl<'a> Tx<'a> {
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(sql("read allocations"))?;
         rows.iter().map(|a| decode("address", a)).collect()
+    }
+
+    /// Whether `addr` is allocated on a network (one primary-key lookup).
+    pub fn address_taken(&self, network_id: &str, addr: IpAddr) -> Result<bool> {
+        self.tx
+            .prepare_cached("SELECT 1 FROM allocations WHERE network_id = ?1 AND address = ?2")
+            .and_then(|mut s| s.exists(params![network_id, addr.to_string()]))
+            .map_err(sql("read allocations"))
+    }
+
+    /// Where the next allocation in `subnet` of a network starts, if one was made.
+    pub fn address_cursor(&self, network_id: &str, subnet: &IpNet) -> Result<Option<IpAddr>> {
+        let next: Option<String> = self
+            .tx
+            .prepare_cached(
+                "SELECT next FROM address_cursors WHERE network_id = ?1 AND subnet = ?2",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![network_id, subnet.to_string()], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(sql("read address cursor"))?;
+        next.map(|a| decode("address", &a)).transpose()
+    }
+
+    /// Records where the next allocation in `subnet` of a network starts.
+    pub fn set_address_cursor(&self, network_id: &str, subnet: &IpNet, next: IpAddr) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO address_cursors (network_id, subnet, next) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (network_id, subnet) DO UPDATE SET next = excluded.next",
+            )
+            .and_then(|mut s| s.execute(params![network_id, subnet.to_string(), next.to_string()]))
+            .map_err(sql("write address cursor"))?;
+        Ok(())
+    }
+
+    /// Steps the cursor of `subnet` back to `addr` when `addr` was the last address given out
+    /// there (the cursor stands at `after`): releasing it then undoes its allocation, so a
+    /// failed setup leaves the store as it found it.
+    pub fn release_address_cursor(
+        &self,
+        network_id: &str,
+        subnet: &IpNet,
+        addr: IpAddr,
+        after: IpAddr,
+    ) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "UPDATE address_cursors SET next = ?3 \
+                 WHERE network_id = ?1 AND subnet = ?2 AND next = ?4",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    network_id,
+                    subnet.to_string(),
+                    addr.to_string(),
+                    after.to_string()
+                ])
+            })
+            .map_err(sql("write address cursor"))?;
+        Ok(())
     }
 
     /// Inserts an endpoint and claims its addresses (unique per network).

@@ -111,7 +111,14 @@ pub fn disconnect(engine: &mut Engine, network: &str, container: &str) -> Result
                 c.name, net.name
             ))
         })?;
-    let mut errors = endpoint::detach(&engine.paths, &mut engine.store, &net, &ep, None);
+    let mut errors = endpoint::detach(
+        &engine.paths,
+        &mut engine.store,
+        &net,
+        &ep,
+        None,
+        endpoint::HostEnd::Delete,
+    );
     events::endpoints(
         &mut engine.store,
         "disconnect",

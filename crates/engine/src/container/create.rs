@@ -116,7 +116,7 @@ fn check(engine: &mut Engine, req: &RunRequest) -> Result<Checked> {
     })
 }
 
-fn specs(net: &Network) -> Vec<SubnetSpec> {
+pub(crate) fn specs(net: &Network) -> Vec<SubnetSpec> {
     net.subnets
         .iter()
         .map(|s| SubnetSpec {
@@ -140,7 +140,6 @@ pub(crate) fn plan_endpoint(
     mac: Option<[u8; 6]>,
     aliases: &[String],
 ) -> Result<Endpoint> {
-    let used = tx.used_addresses(&net.id)?;
     let specs = specs(net);
     let mut addresses = Vec::new();
     let mut taken_subnets = Vec::new();
@@ -163,6 +162,11 @@ pub(crate) fn plan_endpoint(
             )));
         }
         taken_subnets.push(i);
+        let used: std::collections::BTreeSet<IpAddr> = tx
+            .address_taken(&net.id, ip)?
+            .then_some(ip)
+            .into_iter()
+            .collect();
         ipam::check_static(&specs[i], ip, &used).map_err(|e| match e {
             ipam::Error::InUse { .. } => Error::Conflict(format!(
                 "address {ip} is already in use on network {}",
@@ -174,7 +178,16 @@ pub(crate) fn plan_endpoint(
     for s in &specs {
         let addr = match ips.iter().find(|a| s.subnet.contains(*a)) {
             Some(a) => *a,
-            None => ipam::allocate(s, &used)?,
+            None => {
+                // After the last address given out, not the lowest free one (see
+                // `ipam::allocate_next`); a few point lookups, whatever is in use.
+                let from = tx.address_cursor(&net.id, &s.subnet)?;
+                let addr = ipam::allocate_next(s, from, |a| tx.address_taken(&net.id, a))??;
+                if let Some(next) = ipam::after(s, addr) {
+                    tx.set_address_cursor(&net.id, &s.subnet, next)?;
+                }
+                addr
+            }
         };
         addresses.push(EndpointAddress {
             addr,

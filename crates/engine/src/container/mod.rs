@@ -9,7 +9,7 @@
 //! endpoints (`external`) and shows them with its own.
 
 mod connect;
-mod create;
+pub(crate) mod create;
 pub mod external;
 mod process;
 pub(crate) mod remove;

@@ -136,6 +136,17 @@ pub(crate) fn teardown(engine: &mut Engine, c: &Container, eps: &[Endpoint]) -> 
         }
     }
     phases.mark("unpublish");
+    // A namespace berth made is released first: with it goes the container's side of every
+    // veth pair, and the kernel deletes the pairs in its namespace clean-up work rather than
+    // making this process wait for a synchronous link deletion (endpoint::HostEnd).
+    let mut host_end = endpoint::HostEnd::Delete;
+    if let Some(p) = c.netns.as_ref().filter(|_| c.owner.is_none()) {
+        match netns::remove(std::path::Path::new(p)) {
+            Ok(()) => host_end = endpoint::HostEnd::Released,
+            Err(e) => errors.push(format!("remove network namespace {p}: {e}")),
+        }
+    }
+    phases.mark("netns");
     for ep in eps {
         let net = engine
             .store
@@ -147,6 +158,7 @@ pub(crate) fn teardown(engine: &mut Engine, c: &Container, eps: &[Endpoint]) -> 
                 &net,
                 ep,
                 fw.as_mut(),
+                host_end,
             )),
             Ok(None) => errors.push(format!(
                 "network {} of endpoint {} is gone",
@@ -155,11 +167,6 @@ pub(crate) fn teardown(engine: &mut Engine, c: &Container, eps: &[Endpoint]) -> 
             Err(e) => errors.push(e.to_string()),
         }
         phases.mark("endpoint");
-    }
-    if let Some(p) = c.netns.as_ref().filter(|_| c.owner.is_none()) {
-        if let Err(e) = netns::remove(std::path::Path::new(p)) {
-            errors.push(format!("remove network namespace {p}: {e}"));
-        }
     }
     let dir = engine.paths.container_dir(&c.id);
     match std::fs::remove_dir_all(&dir) {
@@ -174,7 +181,7 @@ pub(crate) fn teardown(engine: &mut Engine, c: &Container, eps: &[Endpoint]) -> 
     {
         errors.push(e.to_string());
     }
-    phases.mark("netns-files-row");
+    phases.mark("files-row");
     drop(fw);
     if !eps.is_empty() {
         crate::agent::notify_if_running(&engine.paths, Some(("teardown", t0.elapsed())));

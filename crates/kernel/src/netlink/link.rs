@@ -281,6 +281,19 @@ impl Netlink {
         self.set_link(&format!("remove master of link {index}"), msg)
     }
 
+    /// `ip link set NAME nomaster`. Returns `Ok(false)` if there was no such link.
+    pub fn set_nomaster_by_name(&mut self, name: &str) -> Result<bool> {
+        check_ifname(name)?;
+        let mut msg = link_message(0);
+        msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+        msg.attributes.push(LinkAttribute::Controller(0));
+        match self.set_link(&format!("remove master of link {name}"), msg) {
+            Ok(()) => Ok(true),
+            Err(err) if err.is_not_found() => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
     /// `ip link set DEV up`.
     pub fn set_up(&mut self, index: u32) -> Result<()> {
         let mut msg = link_message(index);

@@ -17,6 +17,7 @@ pub(super) fn detach_endpoints(engine: &mut Engine, eps: &[Endpoint]) -> Vec<Str
                 &net,
                 ep,
                 None,
+                endpoint::HostEnd::Delete,
             )),
             Err(e) => errors.push(e.to_string()),
         }
