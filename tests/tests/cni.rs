@@ -421,3 +421,119 @@ fn status_is_ready_on_1_1_0_and_refused_before() {
     let old = cni(&sb, "STATUS", &[], &conf("1.0.0", json!({})).to_string());
     assert_error(&old, 1, "STATUS");
 }
+
+/// Runs `script` inside namespace file `ns`.
+fn in_ns(sb: &Sandbox, ns: &str, script: &str) -> Out {
+    sb.sh(&format!("nsenter --net={ns} sh -c {}", shell_quote(script)))
+}
+
+/// Whether a line sent over TCP to `target` (socat syntax) from namespace `ns` (or the
+/// sandbox when `None`) comes back, retrying while the server starts.
+fn echoes(sb: &Sandbox, ns: Option<&str>, target: &str) -> bool {
+    let send = format!("echo ping | timeout 3 socat -T2 - {target},connect-timeout=2");
+    (0..20).any(|_| {
+        let o = match ns {
+            Some(ns) => in_ns(sb, ns, &send),
+            None => sb.sh(&send),
+        };
+        let ok = o.stdout.trim() == "ping";
+        if !ok {
+            std::thread::sleep(std::time::Duration::from_millis(150));
+        }
+        ok
+    })
+}
+
+fn pub6_elements(sb: &Sandbox) -> String {
+    sb.ok("nft -j list map inet berth pub6 2>/dev/null | jq -c '[.nftables[].map.elem // empty]' || true")
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn dual_stack_conflist_reaches_over_ipv6_and_publishes_v6_ports() {
+    let sb = Sandbox::new();
+    let outside = sb.outside();
+    let dual = |runtime: Value| {
+        let mut c = conf("1.1.0", runtime);
+        c["ipam"] = json!({"ranges": [[{"subnet": "fd00:30::/64", "gateway": "fd00:30::1"}]]});
+        c
+    };
+    let (ns1, ns2) = (netns(&sb, "ns1"), netns(&sb, "ns2"));
+    let ports =
+        json!({"portMappings": [{"hostPort": 8086, "containerPort": 80, "protocol": "tcp"}]});
+    let c1 = dual(ports);
+    let r1 = add(&sb, "ctr-v6a", &ns1, &c1);
+    let r2 = add(&sb, "ctr-v6b", &ns2, &dual(json!({})));
+    let v6 = |r: &Value| -> Value {
+        r["ips"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|ip| ip["address"].as_str().unwrap().contains(':'))
+            .cloned()
+            .unwrap_or_else(|| panic!("no IPv6 address in {r}"))
+    };
+    let (a, b) = (v6(&r1), v6(&r2));
+    assert_eq!(a["address"], "fd00:30::2/64", "{r1}");
+    assert_eq!(a["gateway"], "fd00:30::1", "{r1}");
+    assert_eq!(b["address"], "fd00:30::3/64", "{r2}");
+    assert_eq!(r1["ips"][0]["address"], "10.30.0.2/24", "{r1}");
+    let routes: Vec<&str> = r1["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["dst"].as_str())
+        .collect();
+    assert!(routes.contains(&"::/0"), "{r1}");
+    let inside = in_ns(&sb, &ns1, "ip -6 -br addr show eth0").stdout;
+    assert!(inside.contains("fd00:30::2/64"), "{inside}");
+    // ctr-v6b reaches ctr-v6a over IPv6 (a TCP connection through the bridge).
+    sb.spawn(&format!(
+        "exec nsenter --net={ns1} socat TCP6-LISTEN:80,fork,reuseaddr EXEC:cat"
+    ));
+    assert!(
+        echoes(&sb, Some(&ns2), "TCP6:[fd00:30::2]:80"),
+        "ctr-v6b -> [fd00:30::2]:80"
+    );
+    // The published port over IPv6, from beyond the host.
+    assert_ne!(pub6_elements(&sb), "[]");
+    let from_outside = (0..20).any(|_| {
+        let r =
+            outside.sh("echo ping | timeout 4 socat -T1 - TCP6:[fd99::1]:8086,connect-timeout=1");
+        let ok = r.stdout.trim() == "ping";
+        if !ok {
+            std::thread::sleep(std::time::Duration::from_millis(150));
+        }
+        ok
+    });
+    assert!(from_outside, "outside -> [fd99::1]:8086");
+    // DEL takes the v6 address, the veth and the v6 element with it.
+    let del = cni(&sb, "DEL", &attach_env("ctr-v6a", &ns1), &c1.to_string());
+    assert_eq!((del.code, del.stdout.as_str()), (0, ""), "{del:?}");
+    let inside = in_ns(&sb, &ns1, "ip -6 -br addr").stdout;
+    assert!(!inside.contains("fd00:30"), "{inside}");
+    assert_eq!(pub6_elements(&sb), "[]");
+    let after = in_ns(
+        &sb,
+        &ns2,
+        "echo ping | timeout 3 socat -T1 - TCP6:[fd00:30::2]:80,connect-timeout=1",
+    );
+    assert_ne!(after.stdout.trim(), "ping", "still reached after DEL");
+    let del = cni(
+        &sb,
+        "DEL",
+        &attach_env("ctr-v6b", &ns2),
+        &dual(json!({})).to_string(),
+    );
+    assert_eq!(del.code, 0, "{del:?}");
+    assert_eq!(sb.berth_ok(&["ps", "-q"]), "");
+    assert!(!links(&sb).contains("bth"), "{}", links(&sb));
+    assert!(
+        !links(&sb).contains("br-cni"),
+        "bridge left: {}",
+        links(&sb)
+    );
+    let addrs = sb.ok("ip -6 -br addr");
+    assert!(!addrs.contains("fd00:30"), "{addrs}");
+}

@@ -214,14 +214,16 @@ impl Config {
             }
         }
         let ipv6 = self.ipv6 || subnets.iter().any(|s| s.contains(':'));
-        // Gateways must line up with subnets: a missing one is only allowed at the end.
+        // Gateways line up with subnets: one left out before a given one is the subnet's
+        // default (its first address), as berth would choose it.
         let given = gateways
             .iter()
             .rposition(Option::is_some)
             .map_or(0, |i| i + 1);
         let gateways = gateways[..given]
             .iter()
-            .map(|g| g.clone().unwrap_or_default())
+            .zip(&subnets)
+            .map(|(g, s)| g.clone().unwrap_or_else(|| default_gateway(s)))
             .collect();
         let mut options = Vec::new();
         if let Some(b) = &self.bridge {
@@ -274,6 +276,15 @@ impl Config {
     }
 }
 
+/// The gateway berth picks for `subnet`; empty when the subnet does not parse (the engine
+/// then names the subnet in its error).
+fn default_gateway(subnet: &str) -> String {
+    berth_ipam::parse_subnet(subnet)
+        .and_then(|s| berth_ipam::subnet_spec(s, None, None))
+        .map(|spec| spec.gateway.to_string())
+        .unwrap_or_default()
+}
+
 /// The `portMappings` capability as `-p` values for the engine (`[HOSTIP:]HOSTPORT:CTRPORT/PROTO`),
 /// duplicates dropped.
 pub(crate) fn publish_values(maps: &[PortMapping]) -> Result<Vec<String>, CniError> {
@@ -323,6 +334,13 @@ mod tests {
         assert!(r.ipv6);
         assert_eq!(r.options, ["bridge_name=br-n", "icc=false"]);
         assert_eq!(r.labels, ["berth.door=cni"]);
+        // A gateway only for the second subnet: the first gets its default.
+        let c = parse(
+            r#"{"cniVersion": "1.0.0", "name": "n", "type": "berth", "subnet": "10.1.0.0/24",
+                "ipam": {"ranges": [[{"subnet": "fd00:1::/64", "gateway": "fd00:1::fe"}]]}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.create_request().gateways, ["10.1.0.1", "fd00:1::fe"]);
     }
 
     #[test]
