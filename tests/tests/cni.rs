@@ -1,5 +1,6 @@
 //! The CNI door by environment and stdin, as a runtime drives it: every verb, the spec's
-//! error codes, CHECK after damage, DEL when the namespace is gone, GC of stale attachments.
+//! error codes, CHECK after damage, DEL when the namespace is gone, GC of stale attachments,
+//! dual-stack configurations (reach and publish over IPv6).
 
 use berth_tests::{shell_quote, Out, Sandbox};
 use serde_json::{json, Value};

@@ -1,5 +1,6 @@
 //! Real podman with berth as its netavark: names and addresses, published ports, isolation
-//! between networks, `network reload`, cleanup on `rm -f`, and the door's error JSON.
+//! between networks, `network reload`, cleanup on `rm -f`, IPv6 (addresses, routes, AAAA),
+//! and the door's error JSON.
 
 use berth_tests::podman::{Backend, Podman};
 use berth_tests::{shell_quote, Sandbox};
@@ -172,4 +173,49 @@ fn netavark_door_errors_are_json_only_and_change_nothing() {
         shell_quote(&good)
     ));
     assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{out:?}");
+}
+
+#[test]
+fn podman_ipv6_network_through_berth() {
+    let sb = Sandbox::new();
+    let p = Podman::new(&sb, Backend::Berth);
+    p.ok("network create --ipv6 --subnet 10.89.6.0/24 --subnet fd00:89:6::/64 n6");
+    p.echo_server("a", "--network n6");
+    p.echo_server("b", "--network n6");
+    let a6 =
+        p.ok("inspect a --format '{{(index .NetworkSettings.Networks \"n6\").GlobalIPv6Address}}'");
+    assert!(
+        a6.starts_with("fd00:89:6::"),
+        "a has no IPv6 address: {a6:?}"
+    );
+    let gw6 = p.ok("inspect a --format '{{(index .NetworkSettings.Networks \"n6\").IPv6Gateway}}'");
+    assert_eq!(gw6, "fd00:89:6::1");
+    // The kernel has it: the address on eth0 and a v6 default route via the gateway.
+    let addrs = p.ok("exec a ip -6 addr show eth0");
+    assert!(addrs.contains(&format!("{a6}/64")), "{addrs}");
+    let routes = p.ok("exec a ip -6 route show default");
+    assert!(routes.contains("via fd00:89:6::1"), "{routes}");
+    // b reaches a over IPv6 by address, and by name through an AAAA answer.
+    assert!(p.wait_reaches("b", &a6), "b cannot reach a at {a6}");
+    let aaaa = p.sh("exec b nslookup -type=AAAA a");
+    assert!(aaaa.stdout.contains(&a6), "no AAAA for a: {aaaa:?}");
+    // The agent answers on the IPv6 gateway too (podman lists it as a nameserver).
+    let resolv = p.ok("exec b cat /etc/resolv.conf");
+    assert!(resolv.contains("nameserver fd00:89:6::1"), "{resolv}");
+    let via6 = p.sh("exec b nslookup -type=AAAA a fd00:89:6::1");
+    assert!(
+        via6.stdout.contains(&a6),
+        "no AAAA from [fd00:89:6::1]: {via6:?}"
+    );
+    // A subnet podman picks itself (a random ULA /64) goes through as well.
+    p.ok("network create --ipv6 n6auto");
+    let auto = p.ok(&format!(
+        "run --rm --network n6auto {} ip -6 -o addr show eth0 scope global",
+        berth_tests::podman::IMAGE
+    ));
+    assert!(auto.contains(" fd"), "no ULA address on n6auto: {auto}");
+    // rm -f leaves nothing: no link, address or firewall element.
+    p.ok("rm -f -t 0 a b");
+    assert_eq!(leftovers(&sb), "");
+    assert_eq!(sb.berth_ok(&["ps", "-a", "-q"]), "");
 }
