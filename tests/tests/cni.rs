@@ -305,6 +305,44 @@ fn bad_input_gets_the_spec_error_codes_and_changes_nothing() {
             7,
             "aliases",
         ),
+        (
+            with(&|c| c["runtimeConfig"] = json!({"ips": ["10.30.0.5/16"]})),
+            7,
+            "10.30.0.0/24",
+        ),
+        (
+            with(&|c| c["args"] = json!({"cni": {"ips": "10.30.0.5"}})),
+            6,
+            "args.cni.ips",
+        ),
+        (
+            with(&|c| c["ipam"] = json!({"dataDir": "/var/lib/cni"})),
+            2,
+            "ipam.dataDir",
+        ),
+        (
+            with(&|c| c["ipam"] = json!({"routes": [{"dst": "10.50.0.0/16", "table": 5}]})),
+            2,
+            "ipam.routes[0].table",
+        ),
+        (
+            with(&|c| {
+                c["ipam"] =
+                    json!({"ranges": [[{"subnet": "fd00:30::/64", "rangeStart": "fd00:31::5"}]]})
+            }),
+            7,
+            "rangeStart",
+        ),
+        (
+            with(&|c| c["ipam"] = json!({"routes": [{"dst": "10.50.0.0/16", "gw": "10.99.0.1"}]})),
+            7,
+            "gateway 10.99.0.1",
+        ),
+        (
+            with(&|c| c["ipam"] = json!({"routes": [{"dst": "fd50::/48"}]})),
+            7,
+            "no IPv6 subnet",
+        ),
     ];
     for (stdin, code, part) in &cases {
         let out = cni(&sb, "ADD", &env, stdin);
@@ -537,4 +575,94 @@ fn dual_stack_conflist_reaches_over_ipv6_and_publishes_v6_ports() {
     );
     let addrs = sb.ok("ip -6 -br addr");
     assert!(!addrs.contains("fd00:30"), "{addrs}");
+}
+
+#[test]
+fn ipam_ranges_gateways_routes_and_static_addresses() {
+    let sb = Sandbox::new();
+    let mut c = conf("1.1.0", json!({}));
+    c.as_object_mut().unwrap().remove("subnet");
+    c["ipam"] = json!({
+        "ranges": [
+            [{"subnet": "10.30.0.0/24", "gateway": "10.30.0.254",
+              "rangeStart": "10.30.0.100", "rangeEnd": "10.30.0.101"}],
+            [{"subnet": "fd00:30::/64", "rangeStart": "fd00:30::100"}],
+        ],
+        "routes": [
+            {"dst": "10.50.0.0/16"},
+            {"dst": "10.60.0.0/16", "gw": "10.30.0.9"},
+            {"dst": "fd50::/48"},
+            {"dst": "0.0.0.0/0"},
+        ],
+    });
+    let ns: Vec<String> = (1..=5).map(|i| netns(&sb, &format!("ns{i}"))).collect();
+    let r = add(&sb, "ctr-1", &ns[0], &c);
+    assert_eq!(r["ips"][0]["address"], "10.30.0.100/24", "{r}");
+    assert_eq!(r["ips"][0]["gateway"], "10.30.0.254", "{r}");
+    assert_eq!(r["ips"][1]["address"], "fd00:30::100/64", "{r}");
+    let routes: Vec<String> = r["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["dst"].as_str().unwrap(),
+                r["gw"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        routes,
+        [
+            "0.0.0.0/0 10.30.0.254",
+            "::/0 fd00:30::1",
+            "10.50.0.0/16 10.30.0.254",
+            "10.60.0.0/16 10.30.0.9",
+            "fd50::/48 fd00:30::1"
+        ],
+        "{r}"
+    );
+    // The kernel has them: the gateway on the bridge, the routes in the container.
+    let br = sb.ok("ip -br addr show br-cni");
+    assert!(br.contains("10.30.0.254/24"), "{br}");
+    let inside = in_ns(&sb, &ns[0], "ip route; ip -6 route").stdout;
+    for want in [
+        "default via 10.30.0.254 dev eth0",
+        "10.50.0.0/16 via 10.30.0.254 dev eth0",
+        "10.60.0.0/16 via 10.30.0.9 dev eth0",
+        "fd50::/48 via fd00:30::1 dev eth0",
+    ] {
+        assert!(inside.contains(want), "{want:?} missing: {inside}");
+    }
+    // Dynamic addresses stay inside the range; a full range is a conflict that changes
+    // nothing; static addresses (args.cni.ips, CNI_ARGS IP) may lie outside it.
+    let r = add(&sb, "ctr-2", &ns[1], &c);
+    assert_eq!(r["ips"][0]["address"], "10.30.0.101/24", "{r}");
+    let before = sb.state();
+    let full = cni(&sb, "ADD", &attach_env("ctr-3", &ns[2]), &c.to_string());
+    assert_error(
+        &full,
+        101,
+        "no free address left in 10.30.0.100-10.30.0.101",
+    );
+    assert_eq!(sb.state(), before, "a refused ADD changed state");
+    let mut with_args = c.clone();
+    with_args["args"] = json!({"cni": {"ips": ["10.30.0.7"]}});
+    let r = add(&sb, "ctr-3", &ns[2], &with_args);
+    assert_eq!(r["ips"][0]["address"], "10.30.0.7/24", "{r}");
+    let mut env = attach_env("ctr-4", &ns[3]);
+    env.push(("CNI_ARGS", "IgnoreUnknown=1;IP=10.30.0.8,fd00:30::8"));
+    let out = cni(&sb, "ADD", &env, &c.to_string());
+    assert_eq!(out.code, 0, "{out:?}");
+    let r = out.json();
+    assert_eq!(r["ips"][0]["address"], "10.30.0.8/24", "{r}");
+    assert_eq!(r["ips"][1]["address"], "fd00:30::8/64", "{r}");
+    // DEL frees the range's address (the next ADD gets it) and the routes go with eth0.
+    let del = cni(&sb, "DEL", &attach_env("ctr-1", &ns[0]), &c.to_string());
+    assert_eq!(del.code, 0, "{del:?}");
+    let inside = in_ns(&sb, &ns[0], "ip route; ip -6 route").stdout;
+    assert!(!inside.contains("10.50.0.0"), "{inside}");
+    let r = add(&sb, "ctr-5", &ns[4], &c);
+    assert_eq!(r["ips"][0]["address"], "10.30.0.100/24", "{r}");
 }

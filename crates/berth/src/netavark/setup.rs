@@ -154,6 +154,7 @@ fn attach(
             ips: per.static_ips.clone().unwrap_or_default(),
             mac: per.static_mac.clone().filter(|m| !m.is_empty()),
             aliases: per.aliases.clone().unwrap_or_default(),
+            ..Attachment::default()
         });
     }
     let req = AttachRequest {
