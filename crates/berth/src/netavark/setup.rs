@@ -102,12 +102,15 @@ pub(super) fn run(
     if opts.networks.is_empty() {
         return Err("no networks given in network options".into());
     }
-    let mut dns_port = Vec::new();
-    if let Ok(p) = std::env::var("NETAVARK_DNS_PORT") {
-        p.parse::<u16>()
-            .map_err(|_| format!("invalid NETAVARK_DNS_PORT {p:?}: use a port number"))?;
-        dns_port = vec!["--dns-port".to_string(), p];
-    }
+    let dns_port = match std::env::var("NETAVARK_DNS_PORT") {
+        Err(_) => None,
+        Ok(p) => Some(
+            p.parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| format!("invalid NETAVARK_DNS_PORT {p:?}: use a port number"))?,
+        ),
+    };
     let publish = publish_values(opts.port_mappings.as_deref().unwrap_or_default())?;
     berth_engine::ports::parse_all(&publish).map_err(|e| e.to_string())?;
     // Every definition is checked before any network is recorded.
@@ -136,7 +139,7 @@ fn attach(
     opts: &NetworkOptions,
     requests: &[(CreateRequest, bool)],
     publish: Vec<String>,
-    dns_port: Vec<String>,
+    dns_port: Option<u16>,
     made: &mut Vec<String>,
 ) -> Result<String, String> {
     let mut attachments = Vec::new();
@@ -179,10 +182,15 @@ fn attach(
             .iter()
             .map(|d| d.to_string())
             .collect(),
-        agent_args: dns_port,
+        agent_args: dns_port
+            .map(|p| vec!["--dns-port".to_string(), p.to_string()])
+            .unwrap_or_default(),
     };
     let attached = external::attach(engine, &req)
         .map_err(|e| format!("setup of container {}: {e}", opts.container_name))?;
+    if let Some(port) = dns_port {
+        move_dns(engine, port);
+    }
     let mut out = BTreeMap::new();
     for a in attached {
         let ep = a.endpoint;
@@ -214,6 +222,23 @@ fn attach(
         );
     }
     serde_json::to_string(&out).map_err(|e| e.to_string())
+}
+
+/// A running agent keeps the port it started with: ask it to serve DNS on `port` instead
+/// (it answers once it does; nothing changes when it already does). Like every agent
+/// failure, a refusal is a warning: the container's network works without DNS.
+fn move_dns(engine: &Engine, port: u16) {
+    if !berth_engine::agent::enabled() {
+        return;
+    }
+    match berth_engine::agent::request(engine.paths(), &format!("dns-port {port}")) {
+        Ok(a) if a == "ok" => {}
+        Ok(a) => tracing::warn!(
+            "berth agent: NETAVARK_DNS_PORT={port}: {}",
+            a.strip_prefix("error ").unwrap_or(&a)
+        ),
+        Err(e) => tracing::warn!("berth agent not reachable for NETAVARK_DNS_PORT={port}: {e}"),
+    }
 }
 
 #[cfg(test)]
