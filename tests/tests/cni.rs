@@ -635,6 +635,18 @@ fn ipam_ranges_gateways_routes_and_static_addresses() {
     ] {
         assert!(inside.contains(want), "{want:?} missing: {inside}");
     }
+    // CHECK compares the routes too.
+    let mut checked = c.clone();
+    checked["prevResult"] = r.clone();
+    let env1 = attach_env("ctr-1", &ns[0]);
+    let ok = cni(&sb, "CHECK", &env1, &checked.to_string());
+    assert_eq!((ok.code, ok.stdout.as_str()), (0, ""), "{ok:?}");
+    sb.ok(&format!(
+        "nsenter --net={} ip route del 10.60.0.0/16",
+        ns[0]
+    ));
+    let bad = cni(&sb, "CHECK", &env1, &checked.to_string());
+    assert_error(&bad, 100, "route to 10.60.0.0/16 via 10.30.0.9");
     // Dynamic addresses stay inside the range; a full range is a conflict that changes
     // nothing; static addresses (args.cni.ips, CNI_ARGS IP) may lie outside it.
     let r = add(&sb, "ctr-2", &ns[1], &c);
