@@ -1,7 +1,9 @@
 //! setup: map podman's networks onto berth networks, attach the container in podman's
 //! namespace, publish its ports, and report a `StatusBlock` per network.
 
-use super::types::{NetAddress, NetInterface, Network, NetworkOptions, PortMapping, StatusBlock};
+use super::types::{
+    NetAddress, NetInterface, Network, NetworkOptions, PortMapping, StatusBlock, Subnet,
+};
 use super::OWNER;
 use berth_engine::container::external::{self, AttachRequest, Attachment};
 use berth_engine::network::{self, CreateRequest, DOOR_LABEL};
@@ -47,10 +49,7 @@ fn create_request(n: &Network) -> Result<CreateRequest, String> {
         name: n.name.clone(),
         driver: None,
         subnets: subnets.iter().map(|s| s.subnet.clone()).collect(),
-        gateways: subnets
-            .iter()
-            .map_while(|s| s.gateway.map(|g| g.to_string()))
-            .collect(),
+        gateways: gateways(&subnets),
         ip_range: None,
         internal: n.internal,
         ipv6: n.ipv6_enabled,
@@ -61,6 +60,25 @@ fn create_request(n: &Network) -> Result<CreateRequest, String> {
             format!("podman.network.id={}", n.id),
         ],
     })
+}
+
+/// The gateways lined up with the subnets: one left out before a given one (an IPv4 subnet
+/// without a gateway, an IPv6 one with) is the subnet's default, as berth would choose it.
+fn gateways(subnets: &[Subnet]) -> Vec<String> {
+    let given = subnets
+        .iter()
+        .rposition(|s| s.gateway.is_some())
+        .map_or(0, |i| i + 1);
+    subnets[..given]
+        .iter()
+        .map(|s| match s.gateway {
+            Some(g) => g.to_string(),
+            None => berth_ipam::parse_subnet(&s.subnet)
+                .and_then(|n| berth_ipam::subnet_spec(n, None, None))
+                .map(|spec| spec.gateway.to_string())
+                .unwrap_or_default(),
+        })
+        .collect()
 }
 
 /// podman's port mappings as `-p` values: one per protocol, ranges as `A-B:C-D`.
@@ -266,6 +284,14 @@ mod tests {
         assert_eq!(r.options, ["bridge_name=podman1"]);
         assert_eq!(r.mtu.as_deref(), Some("1400"));
         assert!(r.internal);
+        let mut n = network("bridge", &[]);
+        n.subnets = serde_json::from_value(serde_json::json!([
+            {"subnet": "10.89.0.0/24"},
+            {"subnet": "fd00:89::/64", "gateway": "fd00:89::fe"},
+        ]))
+        .unwrap();
+        let r = create_request(&n).unwrap();
+        assert_eq!(r.gateways, ["10.89.0.1", "fd00:89::fe"]);
         let e = create_request(&network("macvlan", &[])).unwrap_err();
         assert!(e.contains("macvlan"), "{e}");
         let e = create_request(&network("bridge", &[("vlan", "5")])).unwrap_err();
