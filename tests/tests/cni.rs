@@ -1,5 +1,6 @@
 //! The CNI door by environment and stdin, as a runtime drives it: every verb, the spec's
-//! error codes, CHECK after damage, DEL when the namespace is gone, GC of stale attachments.
+//! error codes, CHECK after damage, DEL when the namespace is gone, GC of stale attachments,
+//! dual-stack configurations (reach and publish over IPv6).
 
 use berth_tests::{shell_quote, Out, Sandbox};
 use serde_json::{json, Value};
@@ -304,6 +305,44 @@ fn bad_input_gets_the_spec_error_codes_and_changes_nothing() {
             7,
             "aliases",
         ),
+        (
+            with(&|c| c["runtimeConfig"] = json!({"ips": ["10.30.0.5/16"]})),
+            7,
+            "10.30.0.0/24",
+        ),
+        (
+            with(&|c| c["args"] = json!({"cni": {"ips": "10.30.0.5"}})),
+            6,
+            "args.cni.ips",
+        ),
+        (
+            with(&|c| c["ipam"] = json!({"dataDir": "/var/lib/cni"})),
+            2,
+            "ipam.dataDir",
+        ),
+        (
+            with(&|c| c["ipam"] = json!({"routes": [{"dst": "10.50.0.0/16", "table": 5}]})),
+            2,
+            "ipam.routes[0].table",
+        ),
+        (
+            with(&|c| {
+                c["ipam"] =
+                    json!({"ranges": [[{"subnet": "fd00:30::/64", "rangeStart": "fd00:31::5"}]]})
+            }),
+            7,
+            "rangeStart",
+        ),
+        (
+            with(&|c| c["ipam"] = json!({"routes": [{"dst": "10.50.0.0/16", "gw": "10.99.0.1"}]})),
+            7,
+            "gateway 10.99.0.1",
+        ),
+        (
+            with(&|c| c["ipam"] = json!({"routes": [{"dst": "fd50::/48"}]})),
+            7,
+            "no IPv6 subnet",
+        ),
     ];
     for (stdin, code, part) in &cases {
         let out = cni(&sb, "ADD", &env, stdin);
@@ -420,4 +459,222 @@ fn status_is_ready_on_1_1_0_and_refused_before() {
     assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{out:?}");
     let old = cni(&sb, "STATUS", &[], &conf("1.0.0", json!({})).to_string());
     assert_error(&old, 1, "STATUS");
+}
+
+/// Runs `script` inside namespace file `ns`.
+fn in_ns(sb: &Sandbox, ns: &str, script: &str) -> Out {
+    sb.sh(&format!("nsenter --net={ns} sh -c {}", shell_quote(script)))
+}
+
+/// Whether a line sent over TCP to `target` (socat syntax) from namespace `ns` (or the
+/// sandbox when `None`) comes back, retrying while the server starts.
+fn echoes(sb: &Sandbox, ns: Option<&str>, target: &str) -> bool {
+    let send = format!("echo ping | timeout 3 socat -T2 - {target},connect-timeout=2");
+    (0..20).any(|_| {
+        let o = match ns {
+            Some(ns) => in_ns(sb, ns, &send),
+            None => sb.sh(&send),
+        };
+        let ok = o.stdout.trim() == "ping";
+        if !ok {
+            std::thread::sleep(std::time::Duration::from_millis(150));
+        }
+        ok
+    })
+}
+
+fn pub6_elements(sb: &Sandbox) -> String {
+    sb.ok("nft -j list map inet berth pub6 2>/dev/null | jq -c '[.nftables[].map.elem // empty]' || true")
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn dual_stack_conflist_reaches_over_ipv6_and_publishes_v6_ports() {
+    let sb = Sandbox::new();
+    let outside = sb.outside();
+    let dual = |runtime: Value| {
+        let mut c = conf("1.1.0", runtime);
+        c["ipam"] = json!({"ranges": [[{"subnet": "fd00:30::/64", "gateway": "fd00:30::1"}]]});
+        c
+    };
+    let (ns1, ns2) = (netns(&sb, "ns1"), netns(&sb, "ns2"));
+    let ports =
+        json!({"portMappings": [{"hostPort": 8086, "containerPort": 80, "protocol": "tcp"}]});
+    let c1 = dual(ports);
+    let r1 = add(&sb, "ctr-v6a", &ns1, &c1);
+    let r2 = add(&sb, "ctr-v6b", &ns2, &dual(json!({})));
+    let v6 = |r: &Value| -> Value {
+        r["ips"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|ip| ip["address"].as_str().unwrap().contains(':'))
+            .cloned()
+            .unwrap_or_else(|| panic!("no IPv6 address in {r}"))
+    };
+    let (a, b) = (v6(&r1), v6(&r2));
+    assert_eq!(a["address"], "fd00:30::2/64", "{r1}");
+    assert_eq!(a["gateway"], "fd00:30::1", "{r1}");
+    assert_eq!(b["address"], "fd00:30::3/64", "{r2}");
+    assert_eq!(r1["ips"][0]["address"], "10.30.0.2/24", "{r1}");
+    let routes: Vec<&str> = r1["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["dst"].as_str())
+        .collect();
+    assert!(routes.contains(&"::/0"), "{r1}");
+    let inside = in_ns(&sb, &ns1, "ip -6 -br addr show eth0").stdout;
+    assert!(inside.contains("fd00:30::2/64"), "{inside}");
+    // ctr-v6b reaches ctr-v6a over IPv6 (a TCP connection through the bridge).
+    sb.spawn(&format!(
+        "exec nsenter --net={ns1} socat TCP6-LISTEN:80,fork,reuseaddr EXEC:cat"
+    ));
+    assert!(
+        echoes(&sb, Some(&ns2), "TCP6:[fd00:30::2]:80"),
+        "ctr-v6b -> [fd00:30::2]:80"
+    );
+    // The published port over IPv6, from beyond the host.
+    assert_ne!(pub6_elements(&sb), "[]");
+    let from_outside = (0..20).any(|_| {
+        let r =
+            outside.sh("echo ping | timeout 4 socat -T1 - TCP6:[fd99::1]:8086,connect-timeout=1");
+        let ok = r.stdout.trim() == "ping";
+        if !ok {
+            std::thread::sleep(std::time::Duration::from_millis(150));
+        }
+        ok
+    });
+    assert!(from_outside, "outside -> [fd99::1]:8086");
+    // DEL takes the v6 address, the veth and the v6 element with it.
+    let del = cni(&sb, "DEL", &attach_env("ctr-v6a", &ns1), &c1.to_string());
+    assert_eq!((del.code, del.stdout.as_str()), (0, ""), "{del:?}");
+    let inside = in_ns(&sb, &ns1, "ip -6 -br addr").stdout;
+    assert!(!inside.contains("fd00:30"), "{inside}");
+    assert_eq!(pub6_elements(&sb), "[]");
+    let after = in_ns(
+        &sb,
+        &ns2,
+        "echo ping | timeout 3 socat -T1 - TCP6:[fd00:30::2]:80,connect-timeout=1",
+    );
+    assert_ne!(after.stdout.trim(), "ping", "still reached after DEL");
+    let del = cni(
+        &sb,
+        "DEL",
+        &attach_env("ctr-v6b", &ns2),
+        &dual(json!({})).to_string(),
+    );
+    assert_eq!(del.code, 0, "{del:?}");
+    assert_eq!(sb.berth_ok(&["ps", "-q"]), "");
+    assert!(!links(&sb).contains("bth"), "{}", links(&sb));
+    assert!(
+        !links(&sb).contains("br-cni"),
+        "bridge left: {}",
+        links(&sb)
+    );
+    let addrs = sb.ok("ip -6 -br addr");
+    assert!(!addrs.contains("fd00:30"), "{addrs}");
+}
+
+#[test]
+fn ipam_ranges_gateways_routes_and_static_addresses() {
+    let sb = Sandbox::new();
+    let mut c = conf("1.1.0", json!({}));
+    c.as_object_mut().unwrap().remove("subnet");
+    c["ipam"] = json!({
+        "ranges": [
+            [{"subnet": "10.30.0.0/24", "gateway": "10.30.0.254",
+              "rangeStart": "10.30.0.100", "rangeEnd": "10.30.0.101"}],
+            [{"subnet": "fd00:30::/64", "rangeStart": "fd00:30::100"}],
+        ],
+        "routes": [
+            {"dst": "10.50.0.0/16"},
+            {"dst": "10.60.0.0/16", "gw": "10.30.0.9"},
+            {"dst": "fd50::/48"},
+            {"dst": "0.0.0.0/0"},
+        ],
+    });
+    let ns: Vec<String> = (1..=5).map(|i| netns(&sb, &format!("ns{i}"))).collect();
+    let r = add(&sb, "ctr-1", &ns[0], &c);
+    assert_eq!(r["ips"][0]["address"], "10.30.0.100/24", "{r}");
+    assert_eq!(r["ips"][0]["gateway"], "10.30.0.254", "{r}");
+    assert_eq!(r["ips"][1]["address"], "fd00:30::100/64", "{r}");
+    let routes: Vec<String> = r["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["dst"].as_str().unwrap(),
+                r["gw"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        routes,
+        [
+            "0.0.0.0/0 10.30.0.254",
+            "::/0 fd00:30::1",
+            "10.50.0.0/16 10.30.0.254",
+            "10.60.0.0/16 10.30.0.9",
+            "fd50::/48 fd00:30::1"
+        ],
+        "{r}"
+    );
+    // The kernel has them: the gateway on the bridge, the routes in the container.
+    let br = sb.ok("ip -br addr show br-cni");
+    assert!(br.contains("10.30.0.254/24"), "{br}");
+    let inside = in_ns(&sb, &ns[0], "ip route; ip -6 route").stdout;
+    for want in [
+        "default via 10.30.0.254 dev eth0",
+        "10.50.0.0/16 via 10.30.0.254 dev eth0",
+        "10.60.0.0/16 via 10.30.0.9 dev eth0",
+        "fd50::/48 via fd00:30::1 dev eth0",
+    ] {
+        assert!(inside.contains(want), "{want:?} missing: {inside}");
+    }
+    // CHECK compares the routes too.
+    let mut checked = c.clone();
+    checked["prevResult"] = r.clone();
+    let env1 = attach_env("ctr-1", &ns[0]);
+    let ok = cni(&sb, "CHECK", &env1, &checked.to_string());
+    assert_eq!((ok.code, ok.stdout.as_str()), (0, ""), "{ok:?}");
+    sb.ok(&format!(
+        "nsenter --net={} ip route del 10.60.0.0/16",
+        ns[0]
+    ));
+    let bad = cni(&sb, "CHECK", &env1, &checked.to_string());
+    assert_error(&bad, 100, "route to 10.60.0.0/16 via 10.30.0.9");
+    // Dynamic addresses stay inside the range; a full range is a conflict that changes
+    // nothing; static addresses (args.cni.ips, CNI_ARGS IP) may lie outside it.
+    let r = add(&sb, "ctr-2", &ns[1], &c);
+    assert_eq!(r["ips"][0]["address"], "10.30.0.101/24", "{r}");
+    let before = sb.state();
+    let full = cni(&sb, "ADD", &attach_env("ctr-3", &ns[2]), &c.to_string());
+    assert_error(
+        &full,
+        101,
+        "no free address left in 10.30.0.100-10.30.0.101",
+    );
+    assert_eq!(sb.state(), before, "a refused ADD changed state");
+    let mut with_args = c.clone();
+    with_args["args"] = json!({"cni": {"ips": ["10.30.0.7"]}});
+    let r = add(&sb, "ctr-3", &ns[2], &with_args);
+    assert_eq!(r["ips"][0]["address"], "10.30.0.7/24", "{r}");
+    let mut env = attach_env("ctr-4", &ns[3]);
+    env.push(("CNI_ARGS", "IgnoreUnknown=1;IP=10.30.0.8,fd00:30::8"));
+    let out = cni(&sb, "ADD", &env, &c.to_string());
+    assert_eq!(out.code, 0, "{out:?}");
+    let r = out.json();
+    assert_eq!(r["ips"][0]["address"], "10.30.0.8/24", "{r}");
+    assert_eq!(r["ips"][1]["address"], "fd00:30::8/64", "{r}");
+    // DEL frees the range's address (the next ADD gets it) and the routes go with eth0.
+    let del = cni(&sb, "DEL", &attach_env("ctr-1", &ns[0]), &c.to_string());
+    assert_eq!(del.code, 0, "{del:?}");
+    let inside = in_ns(&sb, &ns[0], "ip route; ip -6 route").stdout;
+    assert!(!inside.contains("10.50.0.0"), "{inside}");
+    let r = add(&sb, "ctr-5", &ns[4], &c);
+    assert_eq!(r["ips"][0]["address"], "10.30.0.100/24", "{r}");
 }

@@ -1,5 +1,6 @@
 //! Real podman with berth as its netavark: names and addresses, published ports, isolation
-//! between networks, `network reload`, cleanup on `rm -f`, and the door's error JSON.
+//! between networks, `network reload`, cleanup on `rm -f`, IPv6 (addresses, routes, AAAA),
+//! a later `NETAVARK_DNS_PORT` moving the running agent, and the door's error JSON.
 
 use berth_tests::podman::{Backend, Podman};
 use berth_tests::{shell_quote, Sandbox};
@@ -172,4 +173,133 @@ fn netavark_door_errors_are_json_only_and_change_nothing() {
         shell_quote(&good)
     ));
     assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{out:?}");
+}
+
+#[test]
+fn podman_ipv6_network_through_berth() {
+    let sb = Sandbox::new();
+    let p = Podman::new(&sb, Backend::Berth);
+    p.ok("network create --ipv6 --subnet 10.89.6.0/24 --subnet fd00:89:6::/64 n6");
+    p.echo_server("a", "--network n6");
+    p.echo_server("b", "--network n6");
+    let a6 =
+        p.ok("inspect a --format '{{(index .NetworkSettings.Networks \"n6\").GlobalIPv6Address}}'");
+    assert!(
+        a6.starts_with("fd00:89:6::"),
+        "a has no IPv6 address: {a6:?}"
+    );
+    let gw6 = p.ok("inspect a --format '{{(index .NetworkSettings.Networks \"n6\").IPv6Gateway}}'");
+    assert_eq!(gw6, "fd00:89:6::1");
+    // The kernel has it: the address on eth0 and a v6 default route via the gateway.
+    let addrs = p.ok("exec a ip -6 addr show eth0");
+    assert!(addrs.contains(&format!("{a6}/64")), "{addrs}");
+    let routes = p.ok("exec a ip -6 route show default");
+    assert!(routes.contains("via fd00:89:6::1"), "{routes}");
+    // b reaches a over IPv6 by address, and by name through an AAAA answer.
+    assert!(p.wait_reaches("b", &a6), "b cannot reach a at {a6}");
+    let aaaa = p.sh("exec b nslookup -type=AAAA a");
+    assert!(aaaa.stdout.contains(&a6), "no AAAA for a: {aaaa:?}");
+    // The agent answers on the IPv6 gateway too (podman lists it as a nameserver).
+    let resolv = p.ok("exec b cat /etc/resolv.conf");
+    assert!(resolv.contains("nameserver fd00:89:6::1"), "{resolv}");
+    let via6 = p.sh("exec b nslookup -type=AAAA a fd00:89:6::1");
+    assert!(
+        via6.stdout.contains(&a6),
+        "no AAAA from [fd00:89:6::1]: {via6:?}"
+    );
+    // A subnet podman picks itself (a random ULA /64) goes through as well.
+    p.ok("network create --ipv6 n6auto");
+    let auto = p.ok(&format!(
+        "run --rm --network n6auto {} ip -6 -o addr show eth0 scope global",
+        berth_tests::podman::IMAGE
+    ));
+    assert!(auto.contains(" fd"), "no ULA address on n6auto: {auto}");
+    // rm -f leaves nothing: no link, address or firewall element.
+    p.ok("rm -f -t 0 a b");
+    assert_eq!(leftovers(&sb), "");
+    assert_eq!(sb.berth_ok(&["ps", "-a", "-q"]), "");
+}
+
+/// `NetworkOptions` for container `name` (id: 64 × `id`) on n9.
+fn options_for(id: char, name: &str) -> String {
+    let mut v: Value = serde_json::from_str(&options("bridge", json!([]))).unwrap();
+    v["container_id"] = id.to_string().repeat(64).into();
+    v["container_name"] = name.into();
+    v.to_string()
+}
+
+#[test]
+fn a_later_netavark_dns_port_moves_the_running_agent() {
+    let sb = Sandbox::new();
+    let ns = |n: &str| {
+        let p = sb.root().parent().unwrap().join(n).display().to_string();
+        sb.ok(&format!("touch {p} && unshare --net={p} true"));
+        p
+    };
+    let setup = |port: Option<u16>, netns: &str, opts: &str| {
+        let env = port
+            .map(|p| format!("NETAVARK_DNS_PORT={p} "))
+            .unwrap_or_default();
+        sb.sh(&format!(
+            "printf %s {} | {env}berth netavark setup {netns}",
+            shell_quote(opts)
+        ))
+    };
+    let (ns1, ns2, ns3) = (ns("ns1"), ns("ns2"), ns("ns3"));
+    // What the agent answers for `name` on the gateway at `port`, asked from the first
+    // container (names are answered to the network's own containers).
+    let answers = |port: u16, name: &str| {
+        sb.sh(&format!(
+            "nsenter --net={ns1} dig +short +time=1 +tries=1 -p {port} @10.99.9.1 {name}"
+        ))
+        .stdout
+        .trim()
+        .to_string()
+    };
+    let out = setup(Some(5301), &ns1, &options_for('a', "one"));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(answers(5301, "one"), "10.99.9.2");
+    let pid = sb.ok("cat \"$BERTH_RUN_ROOT/agent.pid\"");
+    // A later setup with another port: the running agent moves there.
+    let out = setup(Some(5302), &ns2, &options_for('b', "two"));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(answers(5302, "two"), "10.99.9.3");
+    assert_eq!(answers(5302, "one"), "10.99.9.2");
+    let old = answers(5301, "one");
+    assert!(
+        !old.contains("10.99.9.2"),
+        "still answers on the old port: {old}"
+    );
+    assert_eq!(
+        sb.ok("cat \"$BERTH_RUN_ROOT/agent.pid\""),
+        pid,
+        "agent restarted"
+    );
+    // A setup without NETAVARK_DNS_PORT leaves the port as it is.
+    let out = setup(None, &ns3, &options_for('c', "three"));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(answers(5302, "three"), "10.99.9.4");
+    // A port the agent cannot take (held by another socket): the setup still succeeds,
+    // with a warning, and DNS stays where it was.
+    sb.spawn("exec socat UDP4-RECVFROM:5303,bind=10.99.9.1,fork /dev/null");
+    let held = (0..30).any(|_| {
+        let ss = sb.ok("ss -Hlun 'sport = :5303'");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        !ss.trim().is_empty()
+    });
+    assert!(held, "socat did not bind 10.99.9.1:5303");
+    let ns4 = ns("ns4");
+    let out = setup(Some(5303), &ns4, &options_for('d', "four"));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("5303"), "no warning: {out:?}");
+    assert_eq!(answers(5302, "four"), "10.99.9.5");
+    // A bad value is refused before anything changes.
+    let before = sb.state();
+    let out = sb.sh(&format!(
+        "printf %s {} | NETAVARK_DNS_PORT=nope berth netavark setup {ns4}",
+        shell_quote(&options_for('e', "five"))
+    ));
+    assert_ne!(out.code, 0);
+    assert!(out.stdout.contains("NETAVARK_DNS_PORT"), "{out:?}");
+    assert_eq!(sb.state(), before, "a refused setup changed state");
 }

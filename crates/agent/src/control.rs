@@ -1,5 +1,7 @@
 //! The control socket: the doors say `reload` after changing the store; the agent answers
-//! `ok` once DNS and the `[::1]` relay serve the new state.
+//! `ok` once DNS and the `[::1]` relay serve the new state. `dns-port N` moves DNS to port N
+//! on every gateway (the netavark door's `NETAVARK_DNS_PORT`): `ok` once it listens there,
+//! else `error WHY` with DNS back on the old port.
 
 use crate::{snapshot, State};
 use std::io::{BufRead, BufReader, Write};
@@ -40,6 +42,13 @@ fn handle(conn: UnixStream, st: &mut State) -> std::io::Result<()> {
                 Ok(Err(e)) | Err(e) => format!("error {e}"),
             }
         }
+        ["dns-port", port] => match port.parse::<u16>() {
+            Ok(p) if p > 0 => match move_dns(st, p) {
+                Ok(()) => "ok".to_string(),
+                Err(e) => format!("error {e}"),
+            },
+            _ => format!("error invalid DNS port {port:?}"),
+        },
         _ => format!("error unknown request {:?}", line.trim()),
     };
     (&conn).write_all(format!("{answer}\n").as_bytes())
@@ -60,6 +69,31 @@ pub(crate) fn reload(st: &mut State) -> Result<Result<(), String>, String> {
     let relayed = st.relays.set(&relays);
     st.metrics.relayed_ports.set(st.relays.len() as i64);
     Ok(relayed)
+}
+
+/// Serves DNS on `port` from now on; when it cannot listen there, goes back to the old one.
+fn move_dns(st: &mut State, port: u16) -> Result<(), String> {
+    let old = st.dns_port;
+    if port == old {
+        return Ok(());
+    }
+    st.dns_port = port;
+    match reload_dns(st) {
+        Ok(()) => {
+            tracing::info!(from = old, to = port, "DNS port moved");
+            Ok(())
+        }
+        Err(e) => {
+            st.dns_port = old;
+            let back = reload_dns(st)
+                .err()
+                .map(|b| format!("; back on {old}: {b}"));
+            Err(format!(
+                "cannot serve DNS on port {port}: {e}{}",
+                back.unwrap_or_default()
+            ))
+        }
+    }
 }
 
 /// Re-reads the store (and the remote overlay endpoints) and hands DNS its new records and

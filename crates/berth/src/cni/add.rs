@@ -22,20 +22,66 @@ pub(super) fn berth_network(engine: &mut Engine, conf: &Config) -> Result<Networ
     }
 }
 
-/// Addresses of the `ips` capability (`ADDR` or `ADDR/PREFIX`).
-fn static_ips(conf: &Config) -> Result<Vec<IpAddr>, CniError> {
-    conf.runtime_config
+/// Static addresses: the `ips` capability, `args.cni.ips` and `CNI_ARGS` `IP=A[,B]`, each
+/// `ADDR` or `ADDR/PREFIX` (the prefix must be the subnet's).
+fn static_ips(env: &Env, conf: &Config, net: &Network) -> Result<Vec<IpAddr>, CniError> {
+    let from_args = env.arg("IP").into_iter().flat_map(|v| v.split(','));
+    let given = conf
+        .runtime_config
         .ips
         .iter()
-        .map(|s| {
-            let addr = s.split_once('/').map_or(s.as_str(), |(a, _)| a);
-            addr.parse().map_err(|_| {
-                CniError::config(format!(
-                    "runtimeConfig.ips entry {s:?} is not an IP address"
-                ))
+        .map(|s| ("runtimeConfig.ips", s.as_str()))
+        .chain(conf.arg_ips.iter().map(|s| ("args.cni.ips", s.as_str())))
+        .chain(from_args.map(|s| ("CNI_ARGS IP", s)));
+    let mut out: Vec<IpAddr> = Vec::new();
+    for (source, s) in given {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let bad = || CniError::config(format!("{source} entry {s:?} is not an IP address"));
+        let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+        if let Some(p) = prefix {
+            let p: u8 = p.parse().map_err(|_| bad())?;
+            let subnet = net.subnets.iter().find(|n| n.subnet.contains(&addr));
+            if let Some(n) = subnet.filter(|n| n.subnet.prefix_len() != p) {
+                return Err(CniError::config(format!(
+                    "{source} entry {s:?}: the subnet of network {} is {}",
+                    net.name, n.subnet
+                )));
+            }
+        }
+        if !out.contains(&addr) {
+            out.push(addr);
+        }
+    }
+    Ok(out)
+}
+
+/// With `network` (an existing berth network), `ipam` subnets name subnets it must have.
+fn check_joined(conf: &Config, net: &Network) -> Result<(), CniError> {
+    if conf.network.is_none() {
+        return Ok(());
+    }
+    for s in &conf.ipam.subnets {
+        let found = s.subnet.parse::<berth_ipam::IpNet>().is_ok_and(|want| {
+            net.subnets.iter().any(|n| {
+                n.subnet == want
+                    && s.gateway
+                        .as_deref()
+                        .is_none_or(|g| g == n.gateway.to_string())
             })
-        })
-        .collect()
+        });
+        if !found {
+            return Err(CniError::config(format!(
+                "ipam subnet {}{} is not a subnet of berth network {} (key \"network\"): leave ipam subnets out when joining a network",
+                s.subnet,
+                s.gateway.as_deref().map(|g| format!(" with gateway {g}")).unwrap_or_default(),
+                net.name
+            )));
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn run(engine: &mut Engine, env: &Env, conf: &Config) -> Result<String, CniError> {
@@ -45,12 +91,13 @@ pub(super) fn run(engine: &mut Engine, env: &Env, conf: &Config) -> Result<Strin
     if !std::path::Path::new(netns).exists() {
         return Err(CniError::env(format!("CNI_NETNS {netns} does not exist")));
     }
-    let ips = static_ips(conf)?;
     let aliases = conf.aliases()?;
     let publish = config::publish_values(&conf.runtime_config.port_mappings)?;
     let existed = network::find(engine, conf.network.as_deref().unwrap_or(&conf.name)).is_ok();
     let net = berth_network(engine, conf)?;
-    let out = attach(engine, env, conf, &net, ips, aliases, publish);
+    let out = check_joined(conf, &net)
+        .and_then(|()| static_ips(env, conf, &net))
+        .and_then(|ips| attach(engine, env, conf, &net, ips, aliases, publish));
     if out.is_err() && !existed {
         // Bad input changes nothing: not even the network definition this call made.
         let _ = network::remove(engine, &net.id);
@@ -79,6 +126,8 @@ fn attach(
             ips,
             mac: conf.runtime_config.mac.clone(),
             aliases,
+            pools: conf.ipam.pools.clone(),
+            routes: conf.ipam.routes.clone(),
         }],
         publish,
         dns: Vec::new(),
@@ -104,6 +153,7 @@ fn attach(
         &a.endpoint,
         netns,
         a.default_route,
+        &conf.ipam.routes,
         dns.as_ref(),
     );
     Ok(out.to_string())

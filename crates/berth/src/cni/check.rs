@@ -1,5 +1,6 @@
 //! CHECK: the attachment still is what ADD made — berth's record, the host veth on its
-//! bridge, the interface in the namespace with its MAC and addresses, as in `prevResult`.
+//! bridge, the interface in the namespace with its MAC, addresses and `ipam.routes`, and
+//! the addresses in `prevResult`.
 
 use super::config::Config;
 use super::error::code;
@@ -27,7 +28,8 @@ pub(super) fn run(engine: &mut Engine, env: &Env, conf: &Config) -> Result<(), C
         Err(Error::NotFound { .. }) => return Err(unknown()),
         Err(e) => return Err(e.into()),
     };
-    let problems = external::verify(engine, OWNER, id, &net.id, ifname)?.ok_or_else(unknown)?;
+    let problems = external::verify(engine, OWNER, id, &net.id, ifname, &conf.ipam.routes)?
+        .ok_or_else(unknown)?;
     if !problems.is_empty() {
         return Err(CniError::msg(code::STATE_MISMATCH, problems.join("; ")));
     }

@@ -1,31 +1,14 @@
-//! The network configuration on stdin: berth's keys, `ipam` overrides, `dns`, the
-//! capabilities the runtime fills in under `runtimeConfig`, and `prevResult`.
+//! The network configuration on stdin: berth's keys, the `ipam` section (`super::ipam`),
+//! `dns`, the capabilities the runtime fills in under `runtimeConfig`, `args.cni.ips`, and
+//! `prevResult`.
 
 use super::error::code;
+use super::ipam::{self, Ipam};
 use super::CniError;
 use berth_engine::network::{CreateRequest, DOOR_LABEL};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
-
-/// One subnet of the `ipam` section (`subnet`/`gateway`, or each first entry of `ranges`).
-#[derive(Clone, Debug, Default, Deserialize)]
-pub(crate) struct IpamRange {
-    pub(crate) subnet: String,
-    pub(crate) gateway: Option<String>,
-}
-
-/// `ipam`: berth allocates addresses itself; this only overrides the subnets.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct Ipam {
-    #[serde(rename = "type")]
-    pub(crate) kind: Option<String>,
-    pub(crate) subnet: Option<String>,
-    pub(crate) gateway: Option<String>,
-    #[serde(default)]
-    pub(crate) ranges: Vec<Vec<IpamRange>>,
-}
 
 /// `dns` as the spec defines it (copied into the result).
 #[derive(Clone, Debug, Default, Deserialize, serde::Serialize, PartialEq)]
@@ -95,8 +78,13 @@ pub(crate) struct Config {
     pub(crate) ipv6: bool,
     pub(crate) mtu: Option<u32>,
     pub(crate) icc: Option<bool>,
-    pub(crate) ipam: Option<Ipam>,
+    /// Parsed on its own (`super::ipam`), so that every key is checked.
+    #[serde(skip)]
+    pub(crate) ipam: Ipam,
     pub(crate) dns: Option<Dns>,
+    /// `args.cni.ips`: static addresses, like the `ips` capability.
+    #[serde(skip)]
+    pub(crate) arg_ips: Vec<String>,
     /// Decoded on its own, so that a bad capability value is named in the error.
     #[serde(skip)]
     pub(crate) runtime_config: RuntimeConfig,
@@ -132,6 +120,11 @@ pub(crate) fn parse(stdin: &str) -> Result<Config, CniError> {
     }
     let mut raw = raw;
     let runtime = runtime_config(raw.get_mut("runtimeConfig").map(Value::take))?;
+    let ipam = ipam::parse(raw.get("ipam"))?;
+    let arg_ips = args_ips(raw.pointer("/args/cni/ips"))?;
+    if let Some(m) = raw.as_object_mut() {
+        m.remove("ipam");
+    }
     let mut conf: Config = serde_json::from_value(raw).map_err(|e| {
         CniError::new(
             code::DECODE,
@@ -140,19 +133,13 @@ pub(crate) fn parse(stdin: &str) -> Result<Config, CniError> {
         )
     })?;
     conf.runtime_config = runtime;
+    conf.ipam = ipam;
+    conf.arg_ips = arg_ips;
     if conf.kind != "berth" {
         return Err(CniError::config(format!(
             "plugin type {:?} is not berth",
             conf.kind
         )));
-    }
-    if let Some(kind) = conf.ipam.as_ref().and_then(|i| i.kind.as_deref()) {
-        if kind != "berth" {
-            return Err(CniError::msg(
-                code::UNSUPPORTED_FIELD,
-                format!("ipam type {kind:?} is not supported: berth allocates addresses itself (leave ipam.type out or set it to \"berth\")"),
-            ));
-        }
     }
     if let Some(d) = conf.driver.as_deref().filter(|d| *d != "bridge") {
         return Err(CniError::msg(
@@ -161,6 +148,20 @@ pub(crate) fn parse(stdin: &str) -> Result<Config, CniError> {
         ));
     }
     Ok(conf)
+}
+
+/// `args.cni.ips` (a list of addresses, as the `ips` capability).
+fn args_ips(v: Option<&Value>) -> Result<Vec<String>, CniError> {
+    match v.filter(|v| !v.is_null()) {
+        None => Ok(Vec::new()),
+        Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
+            CniError::new(
+                code::DECODE,
+                format!("cannot decode args.cni.ips: {e}: use a list of addresses"),
+                &e,
+            )
+        }),
+    }
 }
 
 /// `runtimeConfig`, one capability at a time: an error names the capability.
@@ -203,25 +204,20 @@ impl Config {
         if let Some(s) = &self.subnet {
             push(s, self.gateway.as_deref());
         }
-        if let Some(ipam) = &self.ipam {
-            if let Some(s) = &ipam.subnet {
-                push(s, ipam.gateway.as_deref());
-            }
-            for set in &ipam.ranges {
-                if let Some(r) = set.first() {
-                    push(&r.subnet, r.gateway.as_deref());
-                }
-            }
+        for s in &self.ipam.subnets {
+            push(&s.subnet, s.gateway.as_deref());
         }
         let ipv6 = self.ipv6 || subnets.iter().any(|s| s.contains(':'));
-        // Gateways must line up with subnets: a missing one is only allowed at the end.
+        // Gateways line up with subnets: one left out before a given one is the subnet's
+        // default (its first address), as berth would choose it.
         let given = gateways
             .iter()
             .rposition(Option::is_some)
             .map_or(0, |i| i + 1);
         let gateways = gateways[..given]
             .iter()
-            .map(|g| g.clone().unwrap_or_default())
+            .zip(&subnets)
+            .map(|(g, s)| g.clone().unwrap_or_else(|| default_gateway(s)))
             .collect();
         let mut options = Vec::new();
         if let Some(b) = &self.bridge {
@@ -274,6 +270,15 @@ impl Config {
     }
 }
 
+/// The gateway berth picks for `subnet`; empty when the subnet does not parse (the engine
+/// then names the subnet in its error).
+fn default_gateway(subnet: &str) -> String {
+    berth_ipam::parse_subnet(subnet)
+        .and_then(|s| berth_ipam::subnet_spec(s, None, None))
+        .map(|spec| spec.gateway.to_string())
+        .unwrap_or_default()
+}
+
 /// The `portMappings` capability as `-p` values for the engine (`[HOSTIP:]HOSTPORT:CTRPORT/PROTO`),
 /// duplicates dropped.
 pub(crate) fn publish_values(maps: &[PortMapping]) -> Result<Vec<String>, CniError> {
@@ -323,6 +328,13 @@ mod tests {
         assert!(r.ipv6);
         assert_eq!(r.options, ["bridge_name=br-n", "icc=false"]);
         assert_eq!(r.labels, ["berth.door=cni"]);
+        // A gateway only for the second subnet: the first gets its default.
+        let c = parse(
+            r#"{"cniVersion": "1.0.0", "name": "n", "type": "berth", "subnet": "10.1.0.0/24",
+                "ipam": {"ranges": [[{"subnet": "fd00:1::/64", "gateway": "fd00:1::fe"}]]}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.create_request().gateways, ["10.1.0.1", "fd00:1::fe"]);
     }
 
     #[test]

@@ -8,8 +8,8 @@
 //! berth options when it does not exist); attachments are external containers of the engine
 //! (owner `cni`), so `berth ps` and `berth network inspect` show them.
 //!
-//! One module per verb: `add`, `del`, `check`, `gc`, `status`; `config` parses stdin,
-//! `result` builds and merges results, `error` holds the codes.
+//! One module per verb: `add`, `del`, `check`, `gc`, `status`; `config` parses stdin
+//! (`ipam` its `ipam` section), `result` builds and merges results, `error` holds the codes.
 
 mod add;
 mod check;
@@ -17,6 +17,7 @@ mod config;
 mod del;
 mod error;
 mod gc;
+mod ipam;
 mod result;
 mod status;
 

@@ -2,6 +2,7 @@
 //! appended to a `prevResult` when one came, in the configuration's version.
 
 use super::config::Dns;
+use berth_engine::container::external::ExtraRoute;
 use berth_store::Endpoint;
 use serde_json::{json, Value};
 use std::net::IpAddr;
@@ -13,6 +14,7 @@ pub(crate) fn build(
     ep: &Endpoint,
     netns: &str,
     default_route: bool,
+    extra: &[ExtraRoute],
     dns: Option<&Dns>,
 ) -> Value {
     let mut interfaces: Vec<Value> = prev
@@ -49,6 +51,19 @@ pub(crate) fn build(
                 routes.push(json!({ "dst": dst, "gw": g.to_string() }));
             }
         }
+    }
+    // The extra routes berth added (a default one is the default route above).
+    for r in extra.iter().filter(|r| r.dst.prefix_len() > 0) {
+        let gw = r.gateway.or_else(|| {
+            ep.addresses
+                .iter()
+                .find_map(|a| a.gateway.filter(|g| g.is_ipv4() == r.dst.addr().is_ipv4()))
+        });
+        let mut route = json!({ "dst": r.dst.to_string() });
+        if let Some(g) = gw {
+            route["gw"] = g.to_string().into();
+        }
+        routes.push(route);
     }
     let mut out = json!({
         "cniVersion": version,
@@ -97,7 +112,7 @@ mod tests {
             "ips": [{"address": "192.0.2.5/24", "interface": 0}],
             "dns": {"nameservers": ["192.0.2.53"]},
         });
-        let r = build("1.0.0", Some(&prev), &ep(), "/run/netns/x", true, None);
+        let r = build("1.0.0", Some(&prev), &ep(), "/run/netns/x", true, &[], None);
         assert_eq!(r["interfaces"].as_array().unwrap().len(), 3);
         assert_eq!(r["ips"][1]["interface"], 2);
         assert_eq!(r["ips"][1]["address"], "10.30.0.2/24");
@@ -108,7 +123,7 @@ mod tests {
 
     #[test]
     fn version_0_4_0_results_carry_ip_versions() {
-        let r = build("0.4.0", None, &ep(), "/x", false, None);
+        let r = build("0.4.0", None, &ep(), "/x", false, &[], None);
         assert_eq!(r["ips"][0]["version"], "4");
         assert_eq!(r.get("routes"), None);
         assert_eq!(r["interfaces"][1]["sandbox"], "/x");

@@ -7,8 +7,8 @@
 //! podman's network definitions arrive with every call and are mapped onto berth networks
 //! (`network::ensure`, labelled `berth.door=netavark`); podman's containers become external
 //! containers (owner `netavark`) in podman's own namespace. DNS is berth's agent on the
-//! gateways (port `NETAVARK_DNS_PORT`, else 53); the `aardvark-dns` podman looks for is the
-//! same binary, which has nothing to do when run.
+//! gateways (port `NETAVARK_DNS_PORT`, else 53; a running agent is moved to that port); the
+//! `aardvark-dns` podman looks for is the same binary, which has nothing to do when run.
 
 mod setup;
 mod teardown;

@@ -1,7 +1,9 @@
 //! setup: map podman's networks onto berth networks, attach the container in podman's
 //! namespace, publish its ports, and report a `StatusBlock` per network.
 
-use super::types::{NetAddress, NetInterface, Network, NetworkOptions, PortMapping, StatusBlock};
+use super::types::{
+    NetAddress, NetInterface, Network, NetworkOptions, PortMapping, StatusBlock, Subnet,
+};
 use super::OWNER;
 use berth_engine::container::external::{self, AttachRequest, Attachment};
 use berth_engine::network::{self, CreateRequest, DOOR_LABEL};
@@ -47,10 +49,7 @@ fn create_request(n: &Network) -> Result<CreateRequest, String> {
         name: n.name.clone(),
         driver: None,
         subnets: subnets.iter().map(|s| s.subnet.clone()).collect(),
-        gateways: subnets
-            .iter()
-            .map_while(|s| s.gateway.map(|g| g.to_string()))
-            .collect(),
+        gateways: gateways(&subnets),
         ip_range: None,
         internal: n.internal,
         ipv6: n.ipv6_enabled,
@@ -61,6 +60,25 @@ fn create_request(n: &Network) -> Result<CreateRequest, String> {
             format!("podman.network.id={}", n.id),
         ],
     })
+}
+
+/// The gateways lined up with the subnets: one left out before a given one (an IPv4 subnet
+/// without a gateway, an IPv6 one with) is the subnet's default, as berth would choose it.
+fn gateways(subnets: &[Subnet]) -> Vec<String> {
+    let given = subnets
+        .iter()
+        .rposition(|s| s.gateway.is_some())
+        .map_or(0, |i| i + 1);
+    subnets[..given]
+        .iter()
+        .map(|s| match s.gateway {
+            Some(g) => g.to_string(),
+            None => berth_ipam::parse_subnet(&s.subnet)
+                .and_then(|n| berth_ipam::subnet_spec(n, None, None))
+                .map(|spec| spec.gateway.to_string())
+                .unwrap_or_default(),
+        })
+        .collect()
 }
 
 /// podman's port mappings as `-p` values: one per protocol, ranges as `A-B:C-D`.
@@ -102,12 +120,15 @@ pub(super) fn run(
     if opts.networks.is_empty() {
         return Err("no networks given in network options".into());
     }
-    let mut dns_port = Vec::new();
-    if let Ok(p) = std::env::var("NETAVARK_DNS_PORT") {
-        p.parse::<u16>()
-            .map_err(|_| format!("invalid NETAVARK_DNS_PORT {p:?}: use a port number"))?;
-        dns_port = vec!["--dns-port".to_string(), p];
-    }
+    let dns_port = match std::env::var("NETAVARK_DNS_PORT") {
+        Err(_) => None,
+        Ok(p) => Some(
+            p.parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| format!("invalid NETAVARK_DNS_PORT {p:?}: use a port number"))?,
+        ),
+    };
     let publish = publish_values(opts.port_mappings.as_deref().unwrap_or_default())?;
     berth_engine::ports::parse_all(&publish).map_err(|e| e.to_string())?;
     // Every definition is checked before any network is recorded.
@@ -136,7 +157,7 @@ fn attach(
     opts: &NetworkOptions,
     requests: &[(CreateRequest, bool)],
     publish: Vec<String>,
-    dns_port: Vec<String>,
+    dns_port: Option<u16>,
     made: &mut Vec<String>,
 ) -> Result<String, String> {
     let mut attachments = Vec::new();
@@ -154,6 +175,7 @@ fn attach(
             ips: per.static_ips.clone().unwrap_or_default(),
             mac: per.static_mac.clone().filter(|m| !m.is_empty()),
             aliases: per.aliases.clone().unwrap_or_default(),
+            ..Attachment::default()
         });
     }
     let req = AttachRequest {
@@ -178,10 +200,15 @@ fn attach(
             .iter()
             .map(|d| d.to_string())
             .collect(),
-        agent_args: dns_port,
+        agent_args: dns_port
+            .map(|p| vec!["--dns-port".to_string(), p.to_string()])
+            .unwrap_or_default(),
     };
     let attached = external::attach(engine, &req)
         .map_err(|e| format!("setup of container {}: {e}", opts.container_name))?;
+    if let Some(port) = dns_port {
+        move_dns(engine, port);
+    }
     let mut out = BTreeMap::new();
     for a in attached {
         let ep = a.endpoint;
@@ -215,6 +242,23 @@ fn attach(
     serde_json::to_string(&out).map_err(|e| e.to_string())
 }
 
+/// A running agent keeps the port it started with: ask it to serve DNS on `port` instead
+/// (it answers once it does; nothing changes when it already does). Like every agent
+/// failure, a refusal is a warning: the container's network works without DNS.
+fn move_dns(engine: &Engine, port: u16) {
+    if !berth_engine::agent::enabled() {
+        return;
+    }
+    match berth_engine::agent::request(engine.paths(), &format!("dns-port {port}")) {
+        Ok(a) if a == "ok" => {}
+        Ok(a) => tracing::warn!(
+            "berth agent: NETAVARK_DNS_PORT={port}: {}",
+            a.strip_prefix("error ").unwrap_or(&a)
+        ),
+        Err(e) => tracing::warn!("berth agent not reachable for NETAVARK_DNS_PORT={port}: {e}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,6 +284,14 @@ mod tests {
         assert_eq!(r.options, ["bridge_name=podman1"]);
         assert_eq!(r.mtu.as_deref(), Some("1400"));
         assert!(r.internal);
+        let mut n = network("bridge", &[]);
+        n.subnets = serde_json::from_value(serde_json::json!([
+            {"subnet": "10.89.0.0/24"},
+            {"subnet": "fd00:89::/64", "gateway": "fd00:89::fe"},
+        ]))
+        .unwrap();
+        let r = create_request(&n).unwrap();
+        assert_eq!(r.gateways, ["10.89.0.1", "fd00:89::fe"]);
         let e = create_request(&network("macvlan", &[])).unwrap_err();
         assert!(e.contains("macvlan"), "{e}");
         let e = create_request(&network("bridge", &[("vlan", "5")])).unwrap_err();

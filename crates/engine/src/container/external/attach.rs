@@ -64,6 +64,7 @@ fn check(engine: &mut Engine, req: &AttachRequest) -> Result<Checked> {
                 ))
             })?),
         };
+        super::ipam::check(&net, a)?;
         nets.push(net);
         macs.push(mac);
     }
@@ -164,7 +165,8 @@ pub fn attach(engine: &mut Engine, req: &AttachRequest) -> Result<Vec<Attached>>
                     a.ifname
                 )));
             }
-            let ep = plan_endpoint(tx, &id, net, a.ifname.clone(), &a.ips, *mac, &a.aliases)?;
+            let ips = super::ipam::addresses(tx, net, a)?;
+            let ep = plan_endpoint(tx, &id, net, a.ifname.clone(), &ips, *mac, &a.aliases)?;
             tx.insert_endpoint(&ep)?;
             eps.push(ep);
         }
@@ -193,7 +195,7 @@ pub fn attach(engine: &mut Engine, req: &AttachRequest) -> Result<Vec<Attached>>
     let mut out = Vec::new();
     let built = (|| -> Result<()> {
         let mut fw = crate::fw::open(&mut engine.store)?;
-        for (ep, net) in eps.iter().zip(&checked.nets) {
+        for ((ep, net), a) in eps.iter().zip(&checked.nets).zip(&req.attachments) {
             let default_route = !net.internal && !endpoint::has_default_route(&ns)?;
             let inside = endpoint::Inside {
                 netns: &ns,
@@ -201,6 +203,7 @@ pub fn attach(engine: &mut Engine, req: &AttachRequest) -> Result<Vec<Attached>>
                 ipv6_default_off: None,
             };
             endpoint::attach(&engine.paths, &mut fw, net, ep, inside, default_route)?;
+            super::ipam::add_routes(&ns, ep, &a.routes, default_route)?;
             out.push(Attached {
                 endpoint: ep.clone(),
                 default_route,

@@ -8,15 +8,18 @@
 //! containerd's are), else a stable 64-hex digest of it, so `berth ps` and `podman ps` agree.
 //!
 //! [`attach`] is all or nothing; [`detach`] is idempotent, best effort, and works when the
-//! namespace is already gone. Layout: `attach`, `detach`, `verify` (CHECK), and here the
-//! request types, ids, lookups and DNS updates.
+//! namespace is already gone. Layout: `attach`, `detach`, `verify` (CHECK), `ipam` (address
+//! pools and extra routes of an attachment), and here the request types, ids, lookups and
+//! DNS updates.
 
 mod attach;
 mod detach;
+mod ipam;
 mod verify;
 
 pub use attach::{attach, Attached};
 pub use detach::detach;
+pub use ipam::{AddressPool, ExtraRoute};
 pub use verify::verify;
 
 use crate::{Engine, Error, Result};
@@ -36,6 +39,10 @@ pub struct Attachment {
     /// `aa:bb:cc:dd:ee:ff`.
     pub mac: Option<String>,
     pub aliases: Vec<String>,
+    /// Where dynamic addresses come from, for the subnets these fall in (else anywhere free).
+    pub pools: Vec<AddressPool>,
+    /// Extra routes inside the container through this interface.
+    pub routes: Vec<ExtraRoute>,
 }
 
 /// What a runtime asks for when it attaches its container.

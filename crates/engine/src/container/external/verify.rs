@@ -1,12 +1,13 @@
 //! `verify`: what CNI CHECK compares — berth's record against the kernel.
 
-use super::find;
+use super::{find, ExtraRoute};
 use crate::error::KernelContext;
 use crate::{Engine, Result};
 use berth_kernel::{netlink::Netlink, netns};
 
 /// How the kernel differs from the endpoint berth recorded for `ifname` of a runtime's
-/// container: missing host end, namespace, interface, address or MAC, or a wrong bridge.
+/// container: missing host end, namespace, interface, address, MAC or one of `routes` (the
+/// attachment's extra routes, a default one excepted), or a wrong bridge.
 /// `Ok(None)` when berth has no such attachment; `Ok(Some(vec![]))` when all is in place.
 pub fn verify(
     engine: &mut Engine,
@@ -14,6 +15,7 @@ pub fn verify(
     runtime_id: &str,
     network: &str,
     ifname: &str,
+    routes: &[ExtraRoute],
 ) -> Result<Option<Vec<String>>> {
     let Some((c, eps)) = find(engine, owner, runtime_id)? else {
         return Ok(None);
@@ -72,6 +74,28 @@ pub fn verify(
                 "interface {ifname} lacks address {}/{}",
                 a.addr, a.prefix_len
             ));
+        }
+    }
+    let extra: Vec<&ExtraRoute> = routes.iter().filter(|r| r.dst.prefix_len() > 0).collect();
+    if !extra.is_empty() {
+        let have = inner.routes().op(|| "list container routes".into())?;
+        for r in extra {
+            let v4 = r.dst.addr().is_ipv4();
+            let gw = r.gateway.or_else(|| {
+                ep.addresses
+                    .iter()
+                    .find_map(|a| a.gateway.filter(|g| g.is_ipv4() == v4))
+            });
+            let found = have
+                .iter()
+                .any(|h| h.dst == r.dst && h.oif == Some(link.index) && h.gateway == gw);
+            if !found {
+                problems.push(format!(
+                    "route to {} via {} on {ifname} is missing",
+                    r.dst,
+                    gw.map_or("-".to_string(), |g| g.to_string())
+                ));
+            }
         }
     }
     Ok(Some(problems))
