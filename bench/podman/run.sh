@@ -29,17 +29,22 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Both helpers go through the same timing wrapper: it logs how long each call took.
+# Both helpers go through the same timing wrapper: it logs how long each call took and which
+# verb it was. Its clock is bash's \$EPOCHREALTIME (no `date` process per reading, which
+# would add ~1 ms of the wrapper's own to every call).
 wrapper() { # NAME COMMAND...
   local name=$1
   shift
   cat <<W
-#!/bin/sh
+#!/bin/bash
 export BERTH_ROOT=$dir/root BERTH_RUN_ROOT=$dir/run
-t0=\$(date +%s%N)
+verb=other
+for a in "\$@"; do case \$a in setup|teardown|version|update) verb=\$a; break;; esac; done
+t0=\${EPOCHREALTIME/./}
 $* "\$@"
 rc=\$?
-echo "\$(( \$(date +%s%N) - t0 ))" >> $dir/$name/calls.log
+t1=\${EPOCHREALTIME/./}
+echo "\$(( (t1 - t0) * 1000 )) \$verb" >> $dir/$name/calls.log
 exit \$rc
 W
 }
@@ -87,7 +92,9 @@ one() { # BACKEND NETWORK
   t0=$(date +%s%N)
   pm "$1" run --rm --ulimit host --network "$2" localhost/bench true
   t1=$(date +%s%N)
-  echo "$(( t1 - t0 )) $(awk '{s += $1} END {print s + 0}' "$dir/$1/calls.log")"
+  echo "$(( t1 - t0 )) $(awk '{s += $1} END {print s + 0}' "$dir/$1/calls.log")" \
+    "$(awk '$2 == "setup" {s += $1} END {print s + 0}' "$dir/$1/calls.log")" \
+    "$(awk '$2 == "teardown" {s += $1} END {print s + 0}' "$dir/$1/calls.log")"
 }
 results=$dir/results.txt
 for net in podman dnsnet; do
@@ -105,15 +112,17 @@ print("# `podman run --rm IMAGE true`: berth as netavark vs netavark 1.4\n")
 print(f"Run of {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, load {open('/proc/loadavg').read().split()[0]}; "
       f"podman 4.3.1, runc, vfs storage, median of {n} alternating runs after one warm-up each. "
       "`network` = time in podman's netavark calls (setup + teardown, through the same timing wrapper for both).\n")
-print("| network | implementation | wall median ms | wall p90 ms | network median ms | network share |")
-print("|---|---|---:|---:|---:|---:|")
+print("| network | implementation | wall median ms | wall p90 ms | network median ms | setup median ms | teardown median ms | network share |")
+print("|---|---|---:|---:|---:|---:|---:|---:|")
 for net in ("podman", "dnsnet"):
     for b in ("berth", "netavark"):
         w = sorted(int(r[2]) / 1e6 for r in rows if r[0] == net and r[1] == b)
         k = sorted(int(r[3]) / 1e6 for r in rows if r[0] == net and r[1] == b)
+        su = statistics.median(int(r[4]) / 1e6 for r in rows if r[0] == net and r[1] == b)
+        td = statistics.median(int(r[5]) / 1e6 for r in rows if r[0] == net and r[1] == b)
         p90 = w[min(len(w) - 1, int(len(w) * 0.9))]
         label = "berth" if b == "berth" else "netavark 1.4"
         desc = "default `podman` (no DNS)" if net == "podman" else "`dnsnet` (DNS on)"
-        print(f"| {desc} | {label} | {statistics.median(w):.1f} | {p90:.1f} | {statistics.median(k):.1f} | {statistics.median(k) / statistics.median(w) * 100:.0f}% |")
+        print(f"| {desc} | {label} | {statistics.median(w):.1f} | {p90:.1f} | {statistics.median(k):.1f} | {su:.1f} | {td:.1f} | {statistics.median(k) / statistics.median(w) * 100:.0f}% |")
 PY
 cat "$out"

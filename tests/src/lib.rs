@@ -529,6 +529,21 @@ fn expect_ok(out: Out, place: &str, script: &str) -> String {
 }
 
 /// Quotes one shell word.
+/// Polls `f` (every 50 ms, up to 5 s) until `done` holds for its value; returns the last
+/// value. For what the kernel or the agent finishes after a command returned: the veth
+/// pairs and idle bridges a door's teardown hands to the agent (`berth_engine::reap`).
+pub fn eventually<T>(mut f: impl FnMut() -> T, done: impl Fn(&T) -> bool) -> T {
+    let mut v = f();
+    for _ in 0..100 {
+        if done(&v) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        v = f();
+    }
+    v
+}
+
 pub fn shell_quote(s: &str) -> String {
     if !s.is_empty()
         && s.chars()

@@ -2,7 +2,7 @@
 //! error codes, CHECK after damage, DEL when the namespace is gone, GC of stale attachments,
 //! dual-stack configurations (reach and publish over IPv6).
 
-use berth_tests::{shell_quote, Out, Sandbox};
+use berth_tests::{eventually, shell_quote, Out, Sandbox};
 use serde_json::{json, Value};
 
 /// A network configuration of type berth on 10.30.0.0/24 with all four capabilities.
@@ -157,7 +157,8 @@ fn add_check_del_with_capabilities_and_check_fails_after_damage() {
         assert_eq!((del.code, del.stdout.as_str()), (0, ""), "{del:?}");
     }
     assert_eq!(sb.berth_ok(&["ps", "-q"]), "");
-    assert!(!links(&sb).contains("bth"), "{}", links(&sb));
+    let left = eventually(|| links(&sb), |l| !l.contains("bth"));
+    assert!(!left.contains("bth"), "{left}");
     assert_eq!(pub_elements(&sb), "[]");
     // CHECK of what is gone: unknown container.
     let gone = cni(
@@ -184,12 +185,12 @@ fn del_is_complete_when_the_namespace_is_already_gone() {
     let del = cni(&sb, "DEL", &env, &c.to_string());
     assert_eq!((del.code, del.stdout.as_str()), (0, ""), "{del:?}");
     assert_eq!(sb.berth_ok(&["ps", "-q"]), "");
-    assert!(!links(&sb).contains("bth"), "{}", links(&sb));
-    assert!(
-        !links(&sb).contains("br-cni"),
-        "bridge left: {}",
-        links(&sb)
+    let left = eventually(
+        || links(&sb),
+        |l| !l.contains("bth") && !l.contains("br-cni"),
     );
+    assert!(!left.contains("bth"), "{left}");
+    assert!(!left.contains("br-cni"), "bridge left: {left}");
     assert_eq!(pub_elements(&sb), "[]");
     let rows = sb.ok(&format!(
         "sqlite3 {} 'SELECT count(*) FROM endpoints; SELECT count(*) FROM allocations; SELECT count(*) FROM ports'",
@@ -567,12 +568,12 @@ fn dual_stack_conflist_reaches_over_ipv6_and_publishes_v6_ports() {
     );
     assert_eq!(del.code, 0, "{del:?}");
     assert_eq!(sb.berth_ok(&["ps", "-q"]), "");
-    assert!(!links(&sb).contains("bth"), "{}", links(&sb));
-    assert!(
-        !links(&sb).contains("br-cni"),
-        "bridge left: {}",
-        links(&sb)
+    let left = eventually(
+        || links(&sb),
+        |l| !l.contains("bth") && !l.contains("br-cni"),
     );
+    assert!(!left.contains("bth"), "{left}");
+    assert!(!left.contains("br-cni"), "bridge left: {left}");
     let addrs = sb.ok("ip -6 -br addr");
     assert!(!addrs.contains("fd00:30"), "{addrs}");
 }

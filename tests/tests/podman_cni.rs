@@ -2,7 +2,7 @@
 //! ports, isolation between networks, `network reload`, cleanup on `rm -f`.
 
 use berth_tests::podman::{Backend, Podman};
-use berth_tests::{shell_quote, Sandbox};
+use berth_tests::{eventually, shell_quote, Sandbox};
 use serde_json::{json, Value};
 
 fn host_reaches(sb: &Sandbox, port: u16) -> bool {
@@ -83,6 +83,6 @@ fn podman_cni_backend_with_berth_conflists() {
     assert!(host_reaches(&sb, 8081), "after reload: port gone");
     assert!(!p.reaches("c", &ip_a), "after reload: c2 reached c1");
     p.ok("rm -f -t 0 a b c");
-    assert_eq!(leftovers(&sb), "");
+    assert_eq!(eventually(|| leftovers(&sb), |l| l.is_empty()), "");
     assert_eq!(sb.berth_ok(&["ps", "-a", "-q"]), "");
 }

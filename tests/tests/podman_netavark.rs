@@ -3,7 +3,7 @@
 //! a later `NETAVARK_DNS_PORT` moving the running agent, and the door's error JSON.
 
 use berth_tests::podman::{Backend, Podman};
-use berth_tests::{shell_quote, Sandbox};
+use berth_tests::{eventually, shell_quote, Sandbox};
 use serde_json::{json, Value};
 
 /// Host → 127.0.0.1:`port`, one line echoed back.
@@ -84,7 +84,7 @@ fn podman_uses_berth_for_names_ports_isolation_reload_and_cleanup() {
     assert!(!p.reaches("c", &ip_a), "after reload: n2 reached n1");
     // rm -f leaves nothing behind.
     p.ok("rm -f -t 0 a b c");
-    assert_eq!(leftovers(&sb), "");
+    assert_eq!(eventually(|| leftovers(&sb), |l| l.is_empty()), "");
     assert_eq!(sb.berth_ok(&["ps", "-a", "-q"]), "");
 }
 
@@ -216,7 +216,7 @@ fn podman_ipv6_network_through_berth() {
     assert!(auto.contains(" fd"), "no ULA address on n6auto: {auto}");
     // rm -f leaves nothing: no link, address or firewall element.
     p.ok("rm -f -t 0 a b");
-    assert_eq!(leftovers(&sb), "");
+    assert_eq!(eventually(|| leftovers(&sb), |l| l.is_empty()), "");
     assert_eq!(sb.berth_ok(&["ps", "-a", "-q"]), "");
 }
 

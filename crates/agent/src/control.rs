@@ -1,5 +1,6 @@
 //! The control socket: the doors say `reload` after changing the store; the agent answers
-//! `ok` once DNS and the `[::1]` relay serve the new state. `dns-port N` moves DNS to port N
+//! `ok` once DNS and the `[::1]` relay serve the new state. `reap teardown MICROS ...` is a
+//! teardown's reload plus links and idle door networks for the `reaper` thread. `dns-port N` moves DNS to port N
 //! on every gateway (the netavark door's `NETAVARK_DNS_PORT`): `ok` once it listens there,
 //! else `error WHY` with DNS back on the old port.
 
@@ -40,6 +41,21 @@ fn handle(conn: UnixStream, st: &mut State) -> std::io::Result<()> {
             match reload(st) {
                 Ok(Ok(())) => "ok".to_string(),
                 Ok(Err(e)) | Err(e) => format!("error {e}"),
+            }
+        }
+        ["reap", "teardown", micros, rest @ ..] => {
+            match berth_engine::reap::Reap::parse(rest.iter().copied()) {
+                Ok(job) => {
+                    if let Ok(us) = micros.parse::<u64>() {
+                        st.metrics.observe("teardown", Duration::from_micros(us));
+                    }
+                    let queued = st.reaper.send(job).map_err(|e| e.to_string());
+                    match (queued, reload(st)) {
+                        (Ok(()), Ok(Ok(()))) => "ok".to_string(),
+                        (Err(e), _) | (_, Ok(Err(e))) | (_, Err(e)) => format!("error {e}"),
+                    }
+                }
+                Err(e) => format!("error {e}"),
             }
         }
         ["dns-port", port] => match port.parse::<u16>() {

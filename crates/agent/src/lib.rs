@@ -8,7 +8,7 @@
 //! programs the peers of its overlay networks (`overlay`, when a store is configured), and
 //! exports metrics on 127.0.0.1:9355 (`metrics`). The doors tell it about changes over
 //! `<run-root>/agent.sock` (`control`; the client side is `berth_engine::agent`), and start it
-//! on demand. Killing it stops no other traffic: links, addresses, overlay peers and the
+//! on demand; their teardowns hand it the link deletions they need not wait for (`reaper`). Killing it stops no other traffic: links, addresses, overlay peers and the
 //! firewall live in the kernel; DNS and `[::1]` ports work again once it restarts.
 //!
 //! One instance per run root: `<run-root>/agent.pid` is held with `flock` while it runs.
@@ -16,6 +16,7 @@
 mod control;
 mod metrics;
 mod overlay;
+mod reaper;
 mod relay;
 mod repair;
 mod snapshot;
@@ -70,6 +71,8 @@ pub(crate) struct State {
     pub(crate) metrics: metrics::AgentMetrics,
     /// Endpoints of other hosts, when a cluster store is configured.
     pub(crate) peers: Option<Arc<overlay::Peers>>,
+    /// Deferred link and bridge deletions (`reaper`).
+    pub(crate) reaper: std::sync::mpsc::Sender<berth_engine::reap::Reap>,
 }
 
 /// Runs the agent in the foreground until SIGTERM or SIGINT.
@@ -115,6 +118,7 @@ pub fn run(paths: Paths, opts: Options) -> Result<(), Error> {
             .cluster
             .as_ref()
             .map(|c| Arc::new(overlay::Peers::new(&c.host))),
+        reaper: reaper::spawn(paths.clone()).map_err(io("start the reaper thread"))?,
     };
     if let Err(e) = control::reload(&mut state).map_err(Error::Reload)? {
         // Everything else serves; the next reload tries the relay again.

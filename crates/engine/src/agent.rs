@@ -9,7 +9,9 @@
 //! Protocol: one line per request on the unix socket `<run-root>/agent.sock`, one line back.
 //! `reload [setup|teardown MICROS]` (re-read the store; answered `ok` once DNS and the
 //! `[::1]` relay serve the new state, else `error WHY`; the optional timing feeds the
-//! setup/teardown metrics) and `ping`.
+//! setup/teardown metrics), `reap teardown MICROS link=NAME... net=ID...` (the same, plus
+//! links and idle door networks to delete on the agent's own thread: `crate::reap`),
+//! `dns-port N` and `ping`.
 
 use crate::Paths;
 use std::io::{BufRead, BufReader, Write};
@@ -119,6 +121,18 @@ pub fn notify_with(paths: &Paths, timing: Option<(&str, Duration)>, start_args: 
             "berth agent not reachable ({e}): DNS, firewall repair and [::1] ports are not updated"
         ),
     }
+}
+
+/// Whether an agent answers on the socket (and this command may use it).
+pub fn running(paths: &Paths) -> bool {
+    !disabled() && request(paths, "ping").is_ok_and(|a| a == "pong")
+}
+
+/// Hands `r` to a running agent (which also re-reads the store, as after a teardown);
+/// false when no agent took it.
+pub fn reap(paths: &Paths, r: &crate::reap::Reap, took: Duration) -> bool {
+    let line = format!("reap teardown {} {}", took.as_micros(), r.to_words());
+    !disabled() && request(paths, &line).is_ok_and(|a| a == "ok")
 }
 
 /// Tells a running agent the store changed; starts none.

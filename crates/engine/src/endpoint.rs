@@ -57,15 +57,25 @@ fn veth(
     default_route: bool,
 ) -> Result<()> {
     let what = || format!("{} of network {}", ep.host_ifname, net.name);
-    let index = nl
-        .create_veth(
+    // A runtime's namespace may still hold the same interface name from a teardown whose
+    // deletion the agent has not done yet (crate::reap: a few ms): wait for it, up to 1 s.
+    let mut waited = 0;
+    let index = loop {
+        let made = nl.create_veth(
             &ep.host_ifname,
             &ep.ifname,
             inside.netns,
             net.mtu,
             parse_mac(&ep.mac),
-        )
-        .op(|| format!("create veth {}", what()))?;
+        );
+        match made {
+            Err(e) if e.is_exists() && waited < 50 => {
+                waited += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            r => break r.op(|| format!("create veth {}", what()))?,
+        }
+    };
     // On an IPv4-only network the host end needs no IPv6: no link-local address and route
     // per veth in the host's tables (each makes the next link change walk more of them).
     if !net.subnets.iter().any(|s| s.subnet.addr().is_ipv6()) {
@@ -169,6 +179,9 @@ pub(crate) enum HostEnd {
     /// namespace some stray process still holds carries no traffic; `gc` deletes such a
     /// pair if it outlives its endpoint row.
     Released,
+    /// The agent deletes it ([`crate::reap`]): the host end leaves its bridge now, and the
+    /// network's deactivation is left to the agent too.
+    Handoff,
 }
 
 /// Removes the endpoint's host side (its peer goes with it) and its row (releasing its
@@ -197,7 +210,9 @@ pub(crate) fn detach(
         Ok(mut nl) => {
             let done = match host_end {
                 HostEnd::Delete => nl.delete_link_by_name(&ep.host_ifname).map(drop),
-                HostEnd::Released => nl.set_nomaster_by_name(&ep.host_ifname).map(drop),
+                HostEnd::Released | HostEnd::Handoff => {
+                    nl.set_nomaster_by_name(&ep.host_ifname).map(drop)
+                }
             };
             if let Err(e) = done {
                 errors.push(format!("delete veth {}: {e}", ep.host_ifname));
@@ -213,7 +228,7 @@ pub(crate) fn detach(
         Ok(tx.count_endpoints_of_network(&net.id)?)
     });
     match others {
-        Ok(0) if bridge::lives_with_endpoints(net) => {
+        Ok(0) if bridge::lives_with_endpoints(net) && host_end != HostEnd::Handoff => {
             errors.extend(bridge::deactivate_with(net, fw))
         }
         Ok(_) => {}

@@ -32,6 +32,7 @@ pub mod observe;
 pub mod overlay;
 mod paths;
 pub mod ports;
+pub mod reap;
 mod timing;
 mod validate;
 pub mod view;

@@ -139,12 +139,15 @@ pub(crate) fn teardown(engine: &mut Engine, c: &Container, eps: &[Endpoint]) -> 
     // A namespace berth made is released first: with it goes the container's side of every
     // veth pair, and the kernel deletes the pairs in its namespace clean-up work rather than
     // making this process wait for a synchronous link deletion (endpoint::HostEnd).
+    // Another runtime's namespace stays: its pairs go to a running agent (crate::reap).
     let mut host_end = endpoint::HostEnd::Delete;
     if let Some(p) = c.netns.as_ref().filter(|_| c.owner.is_none()) {
         match netns::remove(std::path::Path::new(p)) {
             Ok(()) => host_end = endpoint::HostEnd::Released,
             Err(e) => errors.push(format!("remove network namespace {p}: {e}")),
         }
+    } else if c.owner.is_some() && !eps.is_empty() && crate::agent::running(&engine.paths) {
+        host_end = endpoint::HostEnd::Handoff;
     }
     phases.mark("netns");
     for ep in eps {
@@ -183,7 +186,16 @@ pub(crate) fn teardown(engine: &mut Engine, c: &Container, eps: &[Endpoint]) -> 
     }
     phases.mark("files-row");
     drop(fw);
-    if !eps.is_empty() {
+    if host_end == endpoint::HostEnd::Handoff {
+        let reap = crate::reap::Reap {
+            links: eps.iter().map(|e| e.host_ifname.clone()).collect(),
+            networks: eps.iter().map(|e| e.network_id.clone()).collect(),
+        };
+        // An agent that went away meanwhile: do it here after all.
+        if !crate::agent::reap(&engine.paths, &reap, t0.elapsed()) {
+            errors.extend(crate::reap::run(engine, &reap));
+        }
+    } else if !eps.is_empty() {
         crate::agent::notify_if_running(&engine.paths, Some(("teardown", t0.elapsed())));
     }
     match errors.is_empty() {
