@@ -1,6 +1,6 @@
 //! The control socket: the doors say `reload` after changing the store; the agent answers
-//! `ok` once DNS and the `[::1]` relay serve the new state. `reap teardown MICROS ...` is a
-//! teardown's reload plus links and idle door networks for the `reaper` thread. `dns-port N` moves DNS to port N
+//! `ok` once DNS and the `[::1]` relay serve the new state. `reap teardown MICROS ...` hands
+//! links and idle door networks to the `reaper` thread, answers `ok`, then reloads. `dns-port N` moves DNS to port N
 //! on every gateway (the netavark door's `NETAVARK_DNS_PORT`): `ok` once it listens there,
 //! else `error WHY` with DNS back on the old port.
 
@@ -49,11 +49,17 @@ fn handle(conn: UnixStream, st: &mut State) -> std::io::Result<()> {
                     if let Ok(us) = micros.parse::<u64>() {
                         st.metrics.observe("teardown", Duration::from_micros(us));
                     }
-                    let queued = st.reaper.send(job).map_err(|e| e.to_string());
-                    match (queued, reload(st)) {
-                        (Ok(()), Ok(Ok(()))) => "ok".to_string(),
-                        (Err(e), _) | (_, Ok(Err(e))) | (_, Err(e)) => format!("error {e}"),
+                    // Answered once queued: the runtime need not wait for the reload (a
+                    // removed name may answer for a moment longer).
+                    let answer = match st.reaper.send(job) {
+                        Ok(()) => "ok".to_string(),
+                        Err(e) => format!("error {e}"),
+                    };
+                    (&conn).write_all(format!("{answer}\n").as_bytes())?;
+                    if let Ok(Err(e)) | Err(e) = reload(st) {
+                        tracing::warn!("reload after reap: {e}");
                     }
+                    return Ok(());
                 }
                 Err(e) => format!("error {e}"),
             }

@@ -1,30 +1,84 @@
 //! The reaper thread: deletes what the doors' teardowns handed over (`reap` on the control
 //! socket, see `berth_engine::reap`) so that the runtime's call does not wait for the
-//! kernel's link deletions. One job at a time, in arrival order, with its own engine (the
+//! kernel's link deletions. Jobs run in arrival order with the thread's own engine (the
 //! control thread keeps answering meanwhile).
+//!
+//! Links go at once. An idle door network's bridge lingers for [`LINGER`] first: a runtime
+//! that starts the next container on it within that time (`podman run --rm` in a loop)
+//! finds it ready, and one that does not gets it removed shortly after, as netavark would.
+//! `BERTH_BRIDGE_LINGER_MS` sets it (0: at once).
 
 use berth_engine::reap::{self, Reap};
 use berth_engine::{Engine, Paths};
-use std::sync::mpsc::{channel, Sender};
+use std::collections::BTreeMap;
+use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+/// How long an idle door network keeps its bridge.
+pub(crate) const LINGER: Duration = Duration::from_millis(1000);
+
+fn linger() -> Duration {
+    std::env::var("BERTH_BRIDGE_LINGER_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(LINGER, Duration::from_millis)
+}
 
 /// Starts the thread; jobs sent on the returned channel run in order.
 pub(crate) fn spawn(paths: Paths) -> std::io::Result<Sender<Reap>> {
     let (tx, rx) = channel::<Reap>();
+    let linger = linger();
     std::thread::Builder::new()
         .name("reaper".into())
         .spawn(move || {
             let mut engine = None;
-            for job in rx {
+            // Networks to look at again, and when.
+            let mut due: BTreeMap<String, Instant> = BTreeMap::new();
+            loop {
+                let wait = due
+                    .values()
+                    .min()
+                    .map(|d| d.saturating_duration_since(Instant::now()));
+                let job = match wait {
+                    Some(w) => match rx.recv_timeout(w) {
+                        Ok(job) => Some(job),
+                        Err(RecvTimeoutError::Timeout) => None,
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    },
+                    None => match rx.recv() {
+                        Ok(job) => Some(job),
+                        Err(_) => return,
+                    },
+                };
+                let now = Instant::now();
+                let mut work = Reap::default();
+                if let Some(job) = job {
+                    work.links = job.links;
+                    for n in job.networks {
+                        due.insert(n, now + linger);
+                    }
+                }
+                let ready: Vec<String> = due
+                    .iter()
+                    .filter(|(_, d)| **d <= now)
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                for n in &ready {
+                    due.remove(n);
+                }
+                work.networks = ready;
+                if work.is_empty() {
+                    continue;
+                }
                 if engine.is_none() {
                     engine = Engine::open(paths.clone())
                         .map_err(|e| tracing::warn!("reaper: open the store: {e}"))
                         .ok();
                 }
-                let Some(engine) = engine.as_mut() else {
-                    continue;
-                };
-                for e in reap::run(engine, &job) {
-                    tracing::warn!("reaper: {e}");
+                if let Some(engine) = engine.as_mut() {
+                    for e in reap::run(engine, &work) {
+                        tracing::warn!("reaper: {e}");
+                    }
                 }
             }
         })?;

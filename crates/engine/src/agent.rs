@@ -10,7 +10,8 @@
 //! `reload [setup|teardown MICROS]` (re-read the store; answered `ok` once DNS and the
 //! `[::1]` relay serve the new state, else `error WHY`; the optional timing feeds the
 //! setup/teardown metrics), `reap teardown MICROS link=NAME... net=ID...` (the same, plus
-//! links and idle door networks to delete on the agent's own thread: `crate::reap`),
+//! links and idle door networks to delete on the agent's own thread, `crate::reap`; answered
+//! before the reload),
 //! `dns-port N` and `ping`.
 
 use crate::Paths;
@@ -123,13 +124,14 @@ pub fn notify_with(paths: &Paths, timing: Option<(&str, Duration)>, start_args: 
     }
 }
 
-/// Whether an agent answers on the socket (and this command may use it).
-pub fn running(paths: &Paths) -> bool {
-    !disabled() && request(paths, "ping").is_ok_and(|a| a == "pong")
+/// Whether an agent may be running (its socket exists and this command may use it); a
+/// request tells for sure.
+pub fn may_be_running(paths: &Paths) -> bool {
+    !disabled() && paths.agent_socket().exists()
 }
 
-/// Hands `r` to a running agent (which also re-reads the store, as after a teardown);
-/// false when no agent took it.
+/// Hands `r` to a running agent (which re-reads the store after answering, as after a
+/// teardown); false when no agent took it.
 pub fn reap(paths: &Paths, r: &crate::reap::Reap, took: Duration) -> bool {
     let line = format!("reap teardown {} {}", took.as_micros(), r.to_words());
     !disabled() && request(paths, &line).is_ok_and(|a| a == "ok")

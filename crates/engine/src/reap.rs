@@ -5,8 +5,9 @@
 //! door network's last container also takes its bridge. When the agent runs, a door's
 //! teardown takes the veth's host end off its bridge (no traffic passes it from then on),
 //! removes the rows, and sends the agent `reap teardown MICROS link=NAME... net=ID...`; the
-//! agent answers at once and deletes them on its own thread. Without an agent the door
-//! does it itself ([`run`]), as before.
+//! agent answers at once and deletes them on its own thread (an idle network's bridge after
+//! a short linger, see the agent's `reaper`). Without an agent the door does it itself
+//! ([`run`]), as before.
 
 use crate::error::KernelContext;
 use crate::lock::Lock;

@@ -146,7 +146,7 @@ pub(crate) fn teardown(engine: &mut Engine, c: &Container, eps: &[Endpoint]) -> 
             Ok(()) => host_end = endpoint::HostEnd::Released,
             Err(e) => errors.push(format!("remove network namespace {p}: {e}")),
         }
-    } else if c.owner.is_some() && !eps.is_empty() && crate::agent::running(&engine.paths) {
+    } else if c.owner.is_some() && !eps.is_empty() && crate::agent::may_be_running(&engine.paths) {
         host_end = endpoint::HostEnd::Handoff;
     }
     phases.mark("netns");

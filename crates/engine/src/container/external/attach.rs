@@ -88,6 +88,7 @@ pub struct Attached {
 /// nothing. Returns the new endpoints, in the order of `req.attachments`.
 pub fn attach(engine: &mut Engine, req: &AttachRequest) -> Result<Vec<Attached>> {
     let t0 = Instant::now();
+    let mut phases = crate::timing::Phases::new("attach");
     let checked = check(engine, req)?;
     let ns =
         netns::open(&req.netns).op(|| format!("open network namespace {}", req.netns.display()))?;
@@ -122,6 +123,7 @@ pub fn attach(engine: &mut Engine, req: &AttachRequest) -> Result<Vec<Attached>>
         .into_iter()
         .map(|n| (n.id.clone(), n))
         .collect();
+    phases.mark("check");
     let (created, eps, published) = engine.store.write(|tx| -> Result<_> {
         let existing = tx.container(&id)?.filter(|c| c.id == id);
         let created = match &existing {
@@ -192,6 +194,7 @@ pub fn attach(engine: &mut Engine, req: &AttachRequest) -> Result<Vec<Attached>>
         }
         Ok((created, eps, published))
     })?;
+    phases.mark("record");
     let mut out = Vec::new();
     let built = (|| -> Result<()> {
         let mut fw = crate::fw::open(&mut engine.store)?;
@@ -218,11 +221,13 @@ pub fn attach(engine: &mut Engine, req: &AttachRequest) -> Result<Vec<Attached>>
         let _ = undo(engine, &id, &eps, created, !published.is_empty());
         return Err(e);
     }
+    phases.mark("build");
     crate::agent::notify_with(
         &engine.paths,
         Some(("setup", t0.elapsed())),
         &req.agent_args,
     );
+    phases.mark("agent");
     Ok(out)
 }
 
