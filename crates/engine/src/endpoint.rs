@@ -162,6 +162,11 @@ fn veth(
 /// True when the namespace already has an IPv4 default route.
 pub(crate) fn has_default_route(netns: &File) -> Result<bool> {
     let mut inner = Netlink::open_in(netns).op(|| "open netlink socket in container".into())?;
+    has_default_route_via(&mut inner)
+}
+
+/// [`has_default_route`] through a socket already open in the namespace.
+pub(crate) fn has_default_route_via(inner: &mut Netlink) -> Result<bool> {
     let routes = inner.routes().op(|| "list container routes".into())?;
     Ok(routes
         .iter()

@@ -38,7 +38,9 @@ impl Reap {
     }
 
     /// Parses [`Reap::to_words`]'s words; anything else is an error naming the word.
-    pub fn parse<'a>(words: impl IntoIterator<Item = &'a str>) -> std::result::Result<Reap, String> {
+    pub fn parse<'a>(
+        words: impl IntoIterator<Item = &'a str>,
+    ) -> std::result::Result<Reap, String> {
         let mut r = Reap::default();
         for w in words {
             match w.split_once('=') {

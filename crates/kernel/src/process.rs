@@ -5,6 +5,7 @@ use std::ffi::CString;
 use std::fs::{self, File};
 use std::io;
 use std::os::fd::AsRawFd;
+use std::os::fd::FromRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Command;
@@ -224,6 +225,52 @@ pub fn start_time(pid: i32) -> Option<u64> {
 /// `start_time`. Zombies (exited, not yet reaped) count as not alive.
 pub fn is_alive(pid: i32, start_time: u64) -> bool {
     matches!(read_stat(pid), Some((state, start)) if start == start_time && state != 'Z' && state != 'X')
+}
+
+/// Waits up to `timeout` for process `pid` (the one that started at `start_time`) to exit;
+/// true once it has (or was never there). Woken by the exit itself (a pidfd becomes
+/// readable when its process ends), not by polling; kernels without `pidfd_open` fall back
+/// to checking every millisecond.
+pub fn wait_exit(pid: i32, start_time: u64, timeout: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    if pid <= 0 {
+        return true;
+    }
+    // SAFETY: pidfd_open takes a pid and flags, no pointers; the result is a new fd we own.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
+    if fd >= 0 {
+        // SAFETY: fd was just returned by pidfd_open and is owned by nothing else.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        // The pid may have been reused between the caller's check and the open.
+        if !is_alive(pid, start_time) {
+            return true;
+        }
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let mut p = libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let ms = left.as_millis().min(i32::MAX as u128) as i32;
+            // SAFETY: p is a valid pollfd for the duration of the call; nfds is 1.
+            let rc = unsafe { libc::poll(&mut p, 1, ms) };
+            if rc > 0 {
+                return true;
+            }
+            if rc == 0 || std::time::Instant::now() >= deadline {
+                return !is_alive(pid, start_time);
+            }
+            // EINTR: poll again.
+        }
+    }
+    while is_alive(pid, start_time) {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    true
 }
 
 /// Sends `signal` to process `pid` (`kill -SIGNAL PID`). A missing process

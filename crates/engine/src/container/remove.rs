@@ -6,7 +6,7 @@ use crate::ports;
 use crate::{Engine, Error, Result};
 use berth_firewall::{Firewall, Update};
 use berth_kernel::{netns, process as kproc};
-use berth_store::{Container, Endpoint, Network};
+use berth_store::{Container, ContainerState, Endpoint, Network};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -18,8 +18,13 @@ fn signal(pid: i32, sig: i32) {
     }
 }
 
-/// Waits up to `timeout` for the container's process to end.
+/// Waits up to `timeout` for the container's process to end (woken by its exit).
 fn wait_dead(c: &Container, timeout: Duration) -> bool {
+    if let (None, ContainerState::Running, Some(pid), Some(start)) =
+        (&c.owner, c.state, c.pid, c.pid_start)
+    {
+        return kproc::wait_exit(pid, start, timeout);
+    }
     let deadline = Instant::now() + timeout;
     while super::is_running(c) {
         if Instant::now() >= deadline {
