@@ -260,10 +260,13 @@ impl Sandbox {
         out.stdout.trim().to_string()
     }
 
-    /// Starts a script in the sandbox in the background; it is killed when the sandbox goes.
+    /// Starts a script in the sandbox in the background; it is killed when the sandbox goes
+    /// (its whole process group: `timeout`, `nsenter` and what the script exec'd).
     pub fn spawn(&self, script: &str) {
+        use std::os::unix::process::CommandExt;
         let child = self
             .command(script)
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -402,6 +405,10 @@ impl Drop for Sandbox {
             .map(|mut v| std::mem::take(&mut *v))
             .unwrap_or_default()
         {
+            let _ = Command::new("kill")
+                .args(["-9", "--", &format!("-{}", child.id())])
+                .stderr(Stdio::null())
+                .status();
             let _ = child.kill();
             let _ = child.wait();
         }

@@ -53,6 +53,43 @@ fn ipv6_network_gets_a_ula_subnet_from_the_default_pool() {
 }
 
 #[test]
+fn ipv4_only_links_carry_no_ipv6_and_dual_stack_links_do() {
+    let sb = Sandbox::new();
+    sb.berth_ok(&["network", "create", "--ipv6", "six"]);
+    // On an IPv4-only network eth0 has no IPv6 address at all (no link-local, so no DAD,
+    // router solicitation or multicast report), nor does the host end of its veth; lo
+    // keeps ::1. On an IPv6 network the container has its ULA and a link-local address.
+    let v4 = sb.berth_ok(&[
+        "run",
+        "--rm",
+        "sh",
+        "-c",
+        "ip -6 -o addr show dev eth0; echo lo: $(ip -6 -o addr show dev lo | wc -l)",
+    ]);
+    assert_eq!(v4.trim(), "lo: 1", "{v4}");
+    sb.berth_ok(&["run", "-d", "--name", "quiet", "sleep", "100000"]);
+    let host_end = sb.inspect("quiet")["Networks"]["bridge"]["HostInterface"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Give DAD/autoconf the time it would take to add a link-local address.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let host6 = sb.ok(&format!("ip -6 -o addr show dev {host_end}"));
+    assert_eq!(host6, "", "host end of an IPv4-only veth: {host6}");
+    let dual = sb.berth_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "six",
+        "sh",
+        "-c",
+        "sleep 0.3; ip -6 -o addr show dev eth0",
+    ]);
+    assert!(dual.contains("fd62:6572:7468:"), "{dual}");
+    assert!(dual.contains("fe80::"), "{dual}");
+}
+
+#[test]
 fn ipv6_containers_reach_each_other_and_a_v6_published_port() {
     let sb = Sandbox::new();
     let out = sb.outside();

@@ -21,8 +21,6 @@ pub(crate) struct Inside<'a> {
     pub(crate) netns: &'a File,
     /// An rtnetlink socket opened in `netns`.
     pub(crate) nl: Option<&'a mut Netlink>,
-    /// `net.ipv6.conf.default.disable_ipv6` of `netns`, when known: new links inherit it.
-    pub(crate) ipv6_default_off: Option<bool>,
 }
 
 /// Creates the endpoint's kernel objects (and the network's, when it is the first here).
@@ -99,31 +97,18 @@ fn veth(
 
     // Likewise inside the container (as Docker does for IPv4-only networks): no link-local
     // address, DAD, router solicitations or multicast reports, so no IPv6 chatter for the
-    // bridge to flood and conntrack to track. Set before the link comes up.
-    // A link inherits the namespace's default; only a link that needs the other value (or
-    // a namespace whose default is unknown) takes a thread entering the namespace.
+    // bridge to flood and conntrack to track. Address generation "none", over netlink and
+    // before the link comes up: not the sysctl file, whose path lookup walks one cached
+    // `eth0` (or `default`) entry per namespace on the host (`proc_sys_compare`), a cost
+    // that grew with every container.
     let v4_only = !net.subnets.iter().any(|s| s.subnet.addr().is_ipv6());
-    let write = (inside.ipv6_default_off != Some(v4_only)).then(|| {
-        let key = format!("net/ipv6/conf/{}/disable_ipv6", ep.ifname);
-        (key, if v4_only { "1" } else { "0" })
-    });
     let mut opened = None;
-    if write.is_some() || inside.nl.is_none() {
-        let want_socket = inside.nl.is_none();
-        let write_op = write
-            .as_ref()
-            .map(|(k, v)| format!("write sysctl {k} = {v}"));
-        let (socket, written) = netns::run_in(inside.netns, move || {
-            let written = write.map(|(k, v)| berth_kernel::sysctl::write(&k, v));
-            (want_socket.then(Netlink::open), written)
-        })
-        .op(|| "enter container namespace".into())?;
-        if let (Some(Err(e)), Some(op)) = (written, write_op) {
-            return Err(e).op(|| op);
-        }
-        opened = socket
-            .transpose()
-            .op(|| "open netlink socket in container".into())?;
+    if inside.nl.is_none() {
+        opened = Some(
+            netns::run_in(inside.netns, Netlink::open)
+                .op(|| "enter container namespace".into())?
+                .op(|| "open netlink socket in container".into())?,
+        );
     }
     let inner = match (inside.nl, opened.as_mut()) {
         (Some(nl), _) => nl,
@@ -134,6 +119,11 @@ fn veth(
         .link_by_name(&ep.ifname)
         .op(|| format!("look up {} in container", ep.ifname))?
         .ok_or_else(|| Error::Invalid(format!("{} vanished from the container", ep.ifname)))?;
+    if v4_only {
+        inner
+            .set_ipv6_addr_gen_none(link.index)
+            .op(|| format!("turn IPv6 off on {} in container", ep.ifname))?;
+    }
     for a in &ep.addresses {
         inner
             .add_address(link.index, a.addr, a.prefix_len)

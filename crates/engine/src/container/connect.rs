@@ -82,7 +82,6 @@ pub fn connect(
         endpoint::Inside {
             netns: &ns,
             nl: None,
-            ipv6_default_off: None,
         },
         default_route,
     ) {

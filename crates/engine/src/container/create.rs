@@ -363,20 +363,10 @@ fn build(
             std::fs::create_dir_all(dir).op(|| format!("create {}", dir.display()))?;
         }
         // One thread makes the namespace and, inside it, opens the socket everything below
-        // uses. Containers on IPv4-only networks get no IPv6 on their links (Docker does the
-        // same): no link-local addresses, DAD or multicast reports, so nothing for the
-        // bridge to flood or conntrack to track. `lo` keeps ::1.
-        let ipv6_off = c
-            .networks
-            .iter()
-            .all(|n| !n.subnets.iter().any(|s| s.subnet.addr().is_ipv6()));
-        let (mut inner, ipv6_default_off) = netns::create_with(path, move || {
-            let off = ipv6_off
-                && berth_kernel::sysctl::write("net/ipv6/conf/default/disable_ipv6", "1").is_ok();
-            Netlink::open().map(|nl| (nl, off))
-        })
-        .op(|| format!("create network namespace {}", path.display()))?
-        .op(|| "open netlink socket in container".into())?;
+        // uses (links on IPv4-only networks get no IPv6: see endpoint::veth).
+        let mut inner = netns::create_with(path, Netlink::open)
+            .op(|| format!("create network namespace {}", path.display()))?
+            .op(|| "open netlink socket in container".into())?;
         let ns = netns::open(path).op(|| format!("open network namespace {}", path.display()))?;
         phases.mark("netns");
         if let Some(lo) = inner.link_by_name("lo").op(|| "look up lo".into())? {
@@ -392,7 +382,6 @@ fn build(
             let inside = endpoint::Inside {
                 netns: &ns,
                 nl: Some(&mut inner),
-                ipv6_default_off: Some(ipv6_default_off),
             };
             endpoint::attach(&engine.paths, fw, net, ep, inside, default_route)?;
             phases.mark("endpoint");

@@ -6,8 +6,8 @@ use std::os::fd::AsRawFd;
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::{
-    InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute,
-    LinkFlags, LinkInfo, LinkMessage,
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoBridgePort, InfoData, InfoKind, InfoPortData,
+    InfoPortKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 
@@ -292,6 +292,21 @@ impl Netlink {
             Err(err) if err.is_not_found() => Ok(false),
             Err(err) => Err(err),
         }
+    }
+
+    /// `ip link set DEV addrgenmode none`: the link gets no IPv6 link-local address, so no
+    /// DAD, router solicitation or multicast report leaves it (an IPv4-only link). Set it
+    /// before the link comes up.
+    pub fn set_ipv6_addr_gen_none(&mut self, index: u32) -> Result<()> {
+        let mut msg = link_message(index);
+        msg.attributes
+            .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+                vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)],
+            )]));
+        self.set_link(
+            &format!("set IPv6 address generation of link {index} to none"),
+            msg,
+        )
     }
 
     /// `ip link set DEV up`.

@@ -198,21 +198,16 @@ pub fn attach(engine: &mut Engine, req: &AttachRequest) -> Result<Vec<Attached>>
     let mut out = Vec::new();
     let built = (|| -> Result<()> {
         let mut fw = crate::fw::open(&mut engine.store)?;
-        // One thread enters the runtime's namespace: for a socket that serves every
-        // endpoint below, and the namespace's IPv6 default that new links inherit.
-        let (inner, v6_default) = netns::run_in(&ns, || {
-            let v6 = berth_kernel::sysctl::read("net/ipv6/conf/default/disable_ipv6");
-            (berth_kernel::netlink::Netlink::open(), v6)
-        })
-        .op(|| "enter container namespace".into())?;
-        let mut inner = inner.op(|| "open netlink socket in container".into())?;
-        let ipv6_default_off = v6_default.ok().map(|v| v.trim() == "1");
+        // One thread enters the runtime's namespace, for a socket that serves every
+        // endpoint below.
+        let mut inner = netns::run_in(&ns, berth_kernel::netlink::Netlink::open)
+            .op(|| "enter container namespace".into())?
+            .op(|| "open netlink socket in container".into())?;
         for ((ep, net), a) in eps.iter().zip(&checked.nets).zip(&req.attachments) {
             let default_route = !net.internal && !endpoint::has_default_route_via(&mut inner)?;
             let inside = endpoint::Inside {
                 netns: &ns,
                 nl: Some(&mut inner),
-                ipv6_default_off,
             };
             endpoint::attach(&engine.paths, &mut fw, net, ep, inside, default_route)?;
             super::ipam::add_routes(&ns, ep, &a.routes, default_route)?;
