@@ -40,6 +40,39 @@ pub struct Store {
     path: PathBuf,
 }
 
+/// The number of valid frames in the WAL: `mxFrame` of the WAL-index header at the start of
+/// `<db>-shm` (SQLite's file format, "WAL-index format": offset 16, native byte order). Its
+/// file size says nothing, as a restarted WAL keeps its length.
+fn wal_frames(db: &Path) -> Option<u32> {
+    use std::io::Read;
+    let mut header = [0u8; 20];
+    std::fs::File::open(db.with_extension("db-shm"))
+        .and_then(|mut f| f.read_exact(&mut header))
+        .ok()?;
+    Some(u32::from_ne_bytes(header[16..20].try_into().ok()?))
+}
+
+/// Closing: a WAL longer than [`WAL_CHECKPOINT_PAGES`] frames is checkpointed and truncated.
+///
+/// Each CLI call is usually the database's only connection, so the next one to open it
+/// rebuilds the WAL index from the WAL file, reading every frame still in it, and marks
+/// none of them as checkpointed — even those that were. A writer restarts the WAL only
+/// after a read that found everything checkpointed, which a process whose last write comes
+/// after its own checkpoint never does again: the WAL then grew by every such call (the
+/// netavark door: 4 MB after 60 setups, each open re-reading and re-checkpointing all of
+/// it). Truncating it here, without waiting for a busy lock, bounds it; the cost is the
+/// checkpoint's syncs, paid once every few calls.
+impl Drop for Store {
+    fn drop(&mut self) {
+        if wal_frames(&self.path).is_some_and(|n| n > WAL_CHECKPOINT_PAGES) {
+            let _ = self.conn.busy_timeout(Duration::ZERO);
+            let _ = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        }
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) `<root>/berth.db` and applies pending schema migrations.
     pub fn open(root: &Path) -> Result<Store> {
