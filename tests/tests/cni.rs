@@ -70,6 +70,17 @@ fn links(sb: &Sandbox) -> String {
     sb.ok("ip -br link | awk '{print $1}' | cut -d@ -f1 | sort | tr '\\n' ' '")
 }
 
+/// Waits (see `eventually`: the agent deletes them after DEL returns) until no berth veth
+/// and no `br-cni` bridge is left.
+fn assert_no_veth_or_bridge_left(sb: &Sandbox) {
+    let left = eventually(
+        || links(sb),
+        |l| !l.contains("bth") && !l.contains("br-cni"),
+    );
+    assert!(!left.contains("bth"), "{left}");
+    assert!(!left.contains("br-cni"), "bridge left: {left}");
+}
+
 fn pub_elements(sb: &Sandbox) -> String {
     sb.ok("nft -j list map inet berth pub4 2>/dev/null | jq -c '[.nftables[].map.elem // empty]' || true")
         .trim()
@@ -185,12 +196,7 @@ fn del_is_complete_when_the_namespace_is_already_gone() {
     let del = cni(&sb, "DEL", &env, &c.to_string());
     assert_eq!((del.code, del.stdout.as_str()), (0, ""), "{del:?}");
     assert_eq!(sb.berth_ok(&["ps", "-q"]), "");
-    let left = eventually(
-        || links(&sb),
-        |l| !l.contains("bth") && !l.contains("br-cni"),
-    );
-    assert!(!left.contains("bth"), "{left}");
-    assert!(!left.contains("br-cni"), "bridge left: {left}");
+    assert_no_veth_or_bridge_left(&sb);
     assert_eq!(pub_elements(&sb), "[]");
     let rows = sb.ok(&format!(
         "sqlite3 {} 'SELECT count(*) FROM endpoints; SELECT count(*) FROM allocations; SELECT count(*) FROM ports'",
@@ -568,12 +574,7 @@ fn dual_stack_conflist_reaches_over_ipv6_and_publishes_v6_ports() {
     );
     assert_eq!(del.code, 0, "{del:?}");
     assert_eq!(sb.berth_ok(&["ps", "-q"]), "");
-    let left = eventually(
-        || links(&sb),
-        |l| !l.contains("bth") && !l.contains("br-cni"),
-    );
-    assert!(!left.contains("bth"), "{left}");
-    assert!(!left.contains("br-cni"), "bridge left: {left}");
+    assert_no_veth_or_bridge_left(&sb);
     let addrs = sb.ok("ip -6 -br addr");
     assert!(!addrs.contains("fd00:30"), "{addrs}");
 }

@@ -198,6 +198,12 @@ pub fn attach(engine: &mut Engine, req: &AttachRequest) -> Result<Vec<Attached>>
     let mut out = Vec::new();
     let built = (|| -> Result<()> {
         let mut fw = crate::fw::open(&mut engine.store)?;
+        // Ports first, as `create` does: their elements lead nowhere until the address
+        // exists, and the commit's RCU grace period (which the process's exit would wait
+        // for when it closes the socket) passes while the links are made.
+        if !published.is_empty() {
+            fw.apply(Update::new().add_ports(&published))?;
+        }
         // One thread enters the runtime's namespace, for a socket that serves every
         // endpoint below.
         let mut inner = netns::run_in(&ns, berth_kernel::netlink::Netlink::open)
@@ -215,9 +221,6 @@ pub fn attach(engine: &mut Engine, req: &AttachRequest) -> Result<Vec<Attached>>
                 endpoint: ep.clone(),
                 default_route,
             });
-        }
-        if !published.is_empty() {
-            fw.apply(Update::new().add_ports(&published))?;
         }
         Ok(())
     })();
