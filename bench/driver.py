@@ -157,17 +157,20 @@ class Netavark:
     def netns(self, i):
         return f"nvb-{i}"
 
+    def call(self, verb, i, stdin):
+        """One netavark call: (ms, CompletedProcess)."""
+        return run([NETAVARK, "--config", self.cfg, verb, f"/run/netns/{self.netns(i)}"],
+                   stdin=stdin, timeout=3600)
+
     def setup(self, i, ports):
         ms, _ = run(["ip", "netns", "add", self.netns(i)])
         self.netns_ms.append(ms)
         self.opts[i] = self._opts(i, ports)
-        ms, _ = run([NETAVARK, "--config", self.cfg, "setup", f"/run/netns/{self.netns(i)}"],
-                    stdin=self.opts[i], timeout=3600)
+        ms, _ = self.call("setup", i, self.opts[i])
         return ms, self.ip(i)
 
     def teardown(self, i):
-        ms, _ = run([NETAVARK, "--config", self.cfg, "teardown", f"/run/netns/{self.netns(i)}"],
-                    stdin=self.opts.pop(i), timeout=3600)
+        ms, _ = self.call("teardown", i, self.opts.pop(i))
         run(["ip", "netns", "del", self.netns(i)])
         return ms
 
@@ -193,19 +196,9 @@ class BerthDoor(Netavark):
                      "--config", self.cfg]
         self.env = dict(os.environ, BERTH_NO_AGENT="1")
 
-    def setup(self, i, ports):
-        ms, _ = run(["ip", "netns", "add", self.netns(i)])
-        self.netns_ms.append(ms)
-        self.opts[i] = self._opts(i, ports)
-        ms, _ = run(self.base + ["setup", f"/run/netns/{self.netns(i)}"], stdin=self.opts[i],
-                    timeout=3600, env=self.env)
-        return ms, self.ip(i)
-
-    def teardown(self, i):
-        ms, _ = run(self.base + ["teardown", f"/run/netns/{self.netns(i)}"],
-                    stdin=self.opts.pop(i), timeout=3600, env=self.env)
-        run(["ip", "netns", "del", self.netns(i)])
-        return ms
+    def call(self, verb, i, stdin):
+        return run(self.base + [verb, f"/run/netns/{self.netns(i)}"], stdin=stdin,
+                   timeout=3600, env=self.env)
 
 
 class Cni:

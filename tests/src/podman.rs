@@ -8,7 +8,7 @@
 //! scripts in the helper directory that set `BERTH_ROOT`/`BERTH_RUN_ROOT` and `exec` berth.
 //! Containers are removed (`podman rm -af -t 0`) when the [`Podman`] goes.
 
-use crate::{berth_bin, Out, Sandbox};
+use crate::{berth_bin, eventually, Out, Sandbox};
 use std::path::PathBuf;
 
 /// Which door podman uses.
@@ -172,4 +172,34 @@ impl Drop for Podman<'_> {
         // The containers (and their conmon) this test started.
         let _ = self.sh("rm -af -t 0");
     }
+}
+
+/// Host → 127.0.0.1:`port`, one line echoed back (up to 20 tries, 200 ms apart).
+pub fn host_reaches(sb: &Sandbox, port: u16) -> bool {
+    (0..20).any(|_| {
+        let o = sb.sh(&format!(
+            "echo ping | timeout 3 socat -T2 - TCP:127.0.0.1:{port},connect-timeout=2"
+        ));
+        let ok = o.stdout.trim() == "ping";
+        if !ok {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        ok
+    })
+}
+
+/// What must be gone after the last container: links, addresses, firewall elements. Waits
+/// (see [`eventually`]) for the deletions the agent makes after a teardown returned;
+/// empty when nothing is left.
+pub fn leftovers(sb: &Sandbox) -> String {
+    eventually(
+        || {
+            sb.ok(
+                "ip -br link | awk '$1 != \"lo\" {print \"link\", $1}'; \
+                 ip -br addr | awk '$1 != \"lo\" && $3 != \"\" {print \"addr\", $1, $3}'; \
+                 nft -j list table inet berth 2>/dev/null | jq -r '.nftables[] | (.set // .map) | select(.elem) | \"elements \" + .name' || true",
+            )
+        },
+        |l| l.is_empty(),
+    )
 }

@@ -1,30 +1,9 @@
 //! Real podman with its CNI backend and berth conflists: names and addresses, published
 //! ports, isolation between networks, `network reload`, cleanup on `rm -f`.
 
-use berth_tests::podman::{Backend, Podman};
-use berth_tests::{eventually, shell_quote, Sandbox};
+use berth_tests::podman::{host_reaches, leftovers, Backend, Podman};
+use berth_tests::{shell_quote, Sandbox};
 use serde_json::{json, Value};
-
-fn host_reaches(sb: &Sandbox, port: u16) -> bool {
-    (0..20).any(|_| {
-        let o = sb.sh(&format!(
-            "echo ping | timeout 3 socat -T2 - TCP:127.0.0.1:{port},connect-timeout=2"
-        ));
-        let ok = o.stdout.trim() == "ping";
-        if !ok {
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
-        ok
-    })
-}
-
-fn leftovers(sb: &Sandbox) -> String {
-    sb.ok(
-        "ip -br link | awk '$1 != \"lo\" {print \"link\", $1}'; \
-         ip -br addr | awk '$1 != \"lo\" && $3 != \"\" {print \"addr\", $1, $3}'; \
-         nft -j list table inet berth 2>/dev/null | jq -r '.nftables[] | (.set // .map) | select(.elem) | \"elements \" + .name' || true",
-    )
-}
 
 /// Writes a berth conflist for network `name` on `subnet` into podman's network directory.
 fn conflist(p: &Podman, name: &str, subnet: &str) {
@@ -83,6 +62,6 @@ fn podman_cni_backend_with_berth_conflists() {
     assert!(host_reaches(&sb, 8081), "after reload: port gone");
     assert!(!p.reaches("c", &ip_a), "after reload: c2 reached c1");
     p.ok("rm -f -t 0 a b c");
-    assert_eq!(eventually(|| leftovers(&sb), |l| l.is_empty()), "");
+    assert_eq!(leftovers(&sb), "");
     assert_eq!(sb.berth_ok(&["ps", "-a", "-q"]), "");
 }

@@ -2,32 +2,9 @@
 //! between networks, `network reload`, cleanup on `rm -f`, IPv6 (addresses, routes, AAAA),
 //! a later `NETAVARK_DNS_PORT` moving the running agent, and the door's error JSON.
 
-use berth_tests::podman::{Backend, Podman};
-use berth_tests::{eventually, shell_quote, Sandbox};
+use berth_tests::podman::{host_reaches, leftovers, Backend, Podman};
+use berth_tests::{shell_quote, Sandbox};
 use serde_json::{json, Value};
-
-/// Host → 127.0.0.1:`port`, one line echoed back.
-fn host_reaches(sb: &Sandbox, port: u16) -> bool {
-    (0..20).any(|_| {
-        let o = sb.sh(&format!(
-            "echo ping | timeout 3 socat -T2 - TCP:127.0.0.1:{port},connect-timeout=2"
-        ));
-        let ok = o.stdout.trim() == "ping";
-        if !ok {
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
-        ok
-    })
-}
-
-/// What must be gone after the last container: links, addresses, firewall elements.
-fn leftovers(sb: &Sandbox) -> String {
-    sb.ok(
-        "ip -br link | awk '$1 != \"lo\" {print \"link\", $1}'; \
-         ip -br addr | awk '$1 != \"lo\" && $3 != \"\" {print \"addr\", $1, $3}'; \
-         nft -j list table inet berth 2>/dev/null | jq -r '.nftables[] | (.set // .map) | select(.elem) | \"elements \" + .name' || true",
-    )
-}
 
 #[test]
 fn podman_uses_berth_for_names_ports_isolation_reload_and_cleanup() {
@@ -84,7 +61,7 @@ fn podman_uses_berth_for_names_ports_isolation_reload_and_cleanup() {
     assert!(!p.reaches("c", &ip_a), "after reload: n2 reached n1");
     // rm -f leaves nothing behind.
     p.ok("rm -f -t 0 a b c");
-    assert_eq!(eventually(|| leftovers(&sb), |l| l.is_empty()), "");
+    assert_eq!(leftovers(&sb), "");
     assert_eq!(sb.berth_ok(&["ps", "-a", "-q"]), "");
 }
 
@@ -216,7 +193,7 @@ fn podman_ipv6_network_through_berth() {
     assert!(auto.contains(" fd"), "no ULA address on n6auto: {auto}");
     // rm -f leaves nothing: no link, address or firewall element.
     p.ok("rm -f -t 0 a b");
-    assert_eq!(eventually(|| leftovers(&sb), |l| l.is_empty()), "");
+    assert_eq!(leftovers(&sb), "");
     assert_eq!(sb.berth_ok(&["ps", "-a", "-q"]), "");
 }
 

@@ -1,8 +1,9 @@
 //! The control socket: the doors say `reload` after changing the store; the agent answers
 //! `ok` once DNS and the `[::1]` relay serve the new state. `reap teardown MICROS ...` hands
-//! links and idle door networks to the `reaper` thread, answers `ok`, then reloads. `dns-port N` moves DNS to port N
-//! on every gateway (the netavark door's `NETAVARK_DNS_PORT`): `ok` once it listens there,
-//! else `error WHY` with DNS back on the old port.
+//! links and idle door networks to the `reaper` thread, answers `ok`, then reloads.
+//! `dns-port N` moves DNS to port N on every gateway (the netavark door's
+//! `NETAVARK_DNS_PORT`): `ok` once it listens there, else `error WHY` with DNS back on the
+//! old port.
 
 use crate::{snapshot, State};
 use std::io::{BufRead, BufReader, Write};
@@ -30,6 +31,9 @@ fn handle(conn: UnixStream, st: &mut State) -> std::io::Result<()> {
     let mut line = String::new();
     BufReader::new(&conn).read_line(&mut line)?;
     let words: Vec<&str> = line.split_whitespace().collect();
+    // `reap` is answered before its reload: the runtime need not wait for it (a removed
+    // name may answer for a moment longer).
+    let mut reload_after = false;
     let answer = match words.as_slice() {
         ["ping"] => "pong".to_string(),
         ["reload", rest @ ..] => {
@@ -49,17 +53,11 @@ fn handle(conn: UnixStream, st: &mut State) -> std::io::Result<()> {
                     if let Ok(us) = micros.parse::<u64>() {
                         st.metrics.observe("teardown", Duration::from_micros(us));
                     }
-                    // Answered once queued: the runtime need not wait for the reload (a
-                    // removed name may answer for a moment longer).
-                    let answer = match st.reaper.send(job) {
+                    reload_after = true;
+                    match st.reaper.send(job) {
                         Ok(()) => "ok".to_string(),
                         Err(e) => format!("error {e}"),
-                    };
-                    (&conn).write_all(format!("{answer}\n").as_bytes())?;
-                    if let Ok(Err(e)) | Err(e) = reload(st) {
-                        tracing::warn!("reload after reap: {e}");
                     }
-                    return Ok(());
                 }
                 Err(e) => format!("error {e}"),
             }
@@ -73,7 +71,13 @@ fn handle(conn: UnixStream, st: &mut State) -> std::io::Result<()> {
         },
         _ => format!("error unknown request {:?}", line.trim()),
     };
-    (&conn).write_all(format!("{answer}\n").as_bytes())
+    (&conn).write_all(format!("{answer}\n").as_bytes())?;
+    if reload_after {
+        if let Ok(Err(e)) | Err(e) = reload(st) {
+            tracing::warn!("reload after reap: {e}");
+        }
+    }
+    Ok(())
 }
 
 /// Re-reads the store, programs overlay peers (a new VXLAN device gets its entries before

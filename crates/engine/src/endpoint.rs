@@ -235,8 +235,8 @@ pub(crate) fn detach(
 /// Gives the endpoint's addresses back to their subnets' cursors where they were the last
 /// ones given out (see `Tx::release_address_cursor`).
 fn release_cursors(tx: &berth_store::Tx<'_>, net: &Network, ep: &Endpoint) -> Result<()> {
+    let specs = crate::container::create::specs(net);
     for a in &ep.addresses {
-        let specs = crate::container::create::specs(net);
         let Some(spec) = specs.iter().find(|s| s.subnet.contains(&a.addr)) else {
             continue;
         };
