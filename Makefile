@@ -14,7 +14,7 @@ build:
 	$(CARGO) build --locked --bins
 
 release:
-	$(CARGO) build --locked --release --bins
+	bash scripts/release.sh >/dev/null
 
 fmt:
 	$(CARGO) fmt --all
@@ -29,7 +29,7 @@ seed: deps release
 
 # Two overlay hosts with one etcd on this machine, in a throwaway namespace.
 overlay-demo: deps release
-	PATH="$(CURDIR)/target/release:$$PATH" bash scripts/in-sandbox.sh bash scripts/overlay-demo.sh
+	PATH="$(CURDIR)/target/dist:$$PATH" bash scripts/in-sandbox.sh bash scripts/overlay-demo.sh
 
 # Everything CI checks: lint, unit and property tests, black-box tests in namespaces.
 test: deps lint build

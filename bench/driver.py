@@ -182,19 +182,25 @@ class Netavark:
 
 
 class BerthDoor(Netavark):
-    """berth doing exactly netavark's job: the same NetworkOptions JSON on stdin, a namespace
-    made beforehand with `ip netns add` (not counted), `berth netavark setup|teardown`. Agent
-    off (BERTH_NO_AGENT=1), as netavark runs with no resident process: teardown deletes the
+    """berth doing exactly netavark's job, called the way podman calls it: the executable
+    named `netavark` (a symlink to berth, as contrib/podman installs it), the same
+    NetworkOptions JSON on stdin, a namespace made beforehand with `ip netns add` (not
+    counted). berth's directories come from BERTH_ROOT/BERTH_RUN_ROOT. Agent off
+    (BERTH_NO_AGENT=1), as netavark runs with no resident process: teardown deletes the
     veth (and the network's bridge with its last container) itself."""
     name = "berth-door"
 
     def __init__(self, work):
         super().__init__(work)
-        self.bin = os.environ["BERTH_BENCH_BIN"]
-        self.base = [self.bin, "--root", os.path.join(work, "door-root"),
-                     "--run-root", os.path.join(work, "door-run"), "netavark",
-                     "--config", self.cfg]
-        self.env = dict(os.environ, BERTH_NO_AGENT="1")
+        helpers = os.path.join(work, "door-helpers")
+        os.makedirs(helpers, exist_ok=True)
+        link = os.path.join(helpers, "netavark")
+        if not os.path.lexists(link):
+            os.symlink(os.environ["BERTH_BENCH_BIN"], link)
+        self.base = [link, "--config", self.cfg]
+        self.env = dict(os.environ, BERTH_NO_AGENT="1",
+                        BERTH_ROOT=os.path.join(work, "door-root"),
+                        BERTH_RUN_ROOT=os.path.join(work, "door-run"))
 
     def call(self, verb, i, stdin):
         return run(self.base + [verb, f"/run/netns/{self.netns(i)}"], stdin=stdin,
@@ -977,7 +983,7 @@ def main():
     reps = a.reps or (1 if a.quick else 5)
     notes = []
     # A private copy of berth, so that a rebuild during the run changes nothing.
-    src = os.environ.get("BERTH", os.path.join(REPO, "target/release/berth"))
+    src = os.environ.get("BERTH", os.path.join(REPO, "target/dist/berth"))
     berth_bin = os.path.join(a.work, "berth")
     if "berth" in only or "berth-door" in only:
         if not os.access(src, os.X_OK):

@@ -3,11 +3,12 @@
 #   bash bench/run.sh [--quick] [--only berth,netavark,cni] [--skip-dataplane]
 # Writes bench/results/setup.{md,json,svg}. Needs root. Everything runs inside fresh network and
 # mount namespaces made here: the machine's own network, firewall and /run are never touched.
-# BERTH=/path/to/berth selects the binary (default: target/release/berth of this checkout).
+# BERTH=/path/to/berth selects the binary (default: target/dist/berth of this checkout, which
+# `make release` builds; see scripts/release.sh).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
-export BERTH=${BERTH:-$repo/target/release/berth}
+export BERTH=${BERTH:-$repo/target/dist/berth}
 
 if [ "${BERTH_BENCH_SANDBOX:-}" != 1 ]; then
   if [ "$(id -u)" != 0 ]; then

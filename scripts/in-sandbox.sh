@@ -12,5 +12,5 @@ stop_agent() {
 }
 trap stop_agent EXIT
 export BERTH_ROOT="$dir/root" BERTH_RUN_ROOT="$dir/run"
-export PATH="$here/target/release:$PATH"
+export PATH="$here/target/dist:$PATH"
 unshare -n -m --propagation private -- bash -c 'ip link set lo up && "$@"' sandbox "$@"

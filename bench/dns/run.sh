@@ -29,13 +29,13 @@
 # stopped by its pid (the agent's from its pid file); the sandbox then goes away with them.
 #
 # Needs: root, `apt-get install -y aardvark-dns dnsperf`, python3, a built berth
-# (BERTH, default target/release/berth).
+# (BERTH, default target/dist/berth, from `make release`).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 : "${DURATION:=10}" "${ROUNDS:=3}" "${CONTAINERS:=1000}" "${RATE_LOW:=10000}" "${RATE_HIGH:=40000}"
-: "${BERTH:=$repo/target/release/berth}" "${LIBRARY_SERVE:=}" "${BENCH_NO_IPV6:=1}"
+: "${BERTH:=$repo/target/dist/berth}" "${LIBRARY_SERVE:=}" "${BENCH_NO_IPV6:=1}"
 export DURATION ROUNDS CONTAINERS RATE_LOW RATE_HIGH BERTH LIBRARY_SERVE BENCH_NO_IPV6
 AARDVARK=/usr/lib/podman/aardvark-dns
 NETWORK=dnsnet
@@ -61,7 +61,7 @@ if [[ "${1:-}" != "--inside" ]]; then
     [[ -x $AARDVARK ]] || die "aardvark-dns is missing: apt-get install -y aardvark-dns"
     command -v dnsperf >/dev/null || die "dnsperf is missing: apt-get install -y dnsperf"
     command -v python3 >/dev/null || die "python3 is missing"
-    [[ -x $BERTH ]] || die "no berth binary at $BERTH (cargo build --release, or set BERTH)"
+    [[ -x $BERTH ]] || die "no berth binary at $BERTH (make release, or set BERTH)"
     if [[ -n $LIBRARY_SERVE && ! -x $LIBRARY_SERVE ]]; then
         die "LIBRARY_SERVE=$LIBRARY_SERVE is not executable"
     fi

@@ -11,12 +11,12 @@ here=$(cd "$(dirname "$0")/../.." && pwd)
 n=${1:-20}
 if [ "${BERTH_BENCH_INNER:-}" != 1 ]; then
   bash "$here/scripts/deps.sh"
-  (cd "$here" && cargo build --release --locked --bins -q)
+  bash "$here/scripts/release.sh" >/dev/null
   export BERTH_BENCH_INNER=1
   exec unshare -n -m --propagation private -- bash "$0" "$@"
 fi
 ip link set lo up
-berth="$here/target/release/berth"
+berth="$here/target/dist/berth"
 dir=$(mktemp -d /tmp/berth-podman-bench.XXXXXX)
 mount -t tmpfs tmpfs /run && mkdir -p /run/netns /run/lock
 mount -t tmpfs tmpfs /dev/shm
@@ -56,7 +56,8 @@ for b in berth netavark; do
   d=$dir/$b
   mkdir -p "$d/helpers" "$d/networks" "$d/tmp"
   if [ "$b" = berth ]; then
-    wrapper berth "$berth" netavark > "$d/helpers/netavark"
+    # Called by the name podman runs (`netavark`, a link to berth), as contrib/podman installs it.
+    wrapper berth "$here/target/dist/netavark" > "$d/helpers/netavark"
     ln -s "$berth" "$d/helpers/aardvark-dns"
   else
     wrapper netavark /usr/lib/podman/netavark > "$d/helpers/netavark"

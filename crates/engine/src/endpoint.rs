@@ -57,14 +57,17 @@ fn veth(
     let what = || format!("{} of network {}", ep.host_ifname, net.name);
     // A runtime's namespace may still hold the same interface name from a teardown whose
     // deletion the agent has not done yet (crate::reap: a few ms): wait for it, up to 1 s.
+    // The host end is born a port of the bridge, up; it has no carrier (so carries
+    // nothing) until the container's end comes up below.
     let mut waited = 0;
     let index = loop {
-        let made = nl.create_veth(
+        let made = nl.create_veth_port(
             &ep.host_ifname,
             &ep.ifname,
             inside.netns,
             net.mtu,
             parse_mac(&ep.mac),
+            bridge_index,
         );
         match made {
             Err(e) if e.is_exists() && waited < 50 => {
@@ -76,14 +79,13 @@ fn veth(
     };
     // On an IPv4-only network the host end needs no IPv6: no link-local address and route
     // per veth in the host's tables (each makes the next link change walk more of them).
+    // It gets none before it has a carrier.
     if !net.subnets.iter().any(|s| s.subnet.addr().is_ipv6()) {
         let _ = berth_kernel::sysctl::write(
             &format!("net/ipv6/conf/{}/disable_ipv6", ep.host_ifname),
             "1",
         );
     }
-    nl.set_master(index, bridge_index)
-        .op(|| format!("attach veth {} to its bridge", what()))?;
     if !net.icc {
         nl.set_port_isolated(index, true)
             .op(|| format!("isolate bridge port {}", what()))?;
@@ -92,8 +94,6 @@ fn veth(
     // packets bridged back out of the port they came in by.
     nl.set_port_hairpin(index, true)
         .op(|| format!("set hairpin mode on {}", what()))?;
-    nl.set_up(index)
-        .op(|| format!("bring veth {} up", what()))?;
 
     // Likewise inside the container (as Docker does for IPv4-only networks): no link-local
     // address, DAD, router solicitations or multicast reports, so no IPv6 chatter for the
@@ -105,7 +105,7 @@ fn veth(
     let mut opened = None;
     if inside.nl.is_none() {
         opened = Some(
-            netns::run_in(inside.netns, Netlink::open)
+            netns::open_in(inside.netns, Netlink::open)
                 .op(|| "enter container namespace".into())?
                 .op(|| "open netlink socket in container".into())?,
         );

@@ -33,7 +33,7 @@ pub mod overlay;
 mod paths;
 pub mod ports;
 pub mod reap;
-mod timing;
+pub mod timing;
 mod validate;
 pub mod view;
 

@@ -4,14 +4,14 @@
 use std::time::Instant;
 
 /// Marks the end of each phase of one verb.
-pub(crate) struct Phases {
+pub struct Phases {
     verb: &'static str,
     start: Instant,
     last: Instant,
 }
 
 impl Phases {
-    pub(crate) fn new(verb: &'static str) -> Phases {
+    pub fn new(verb: &'static str) -> Phases {
         let now = Instant::now();
         Phases {
             verb,
@@ -21,7 +21,7 @@ impl Phases {
     }
 
     /// Logs the time since the previous mark (and since the start) for `phase`.
-    pub(crate) fn mark(&mut self, phase: &str) {
+    pub fn mark(&mut self, phase: &str) {
         let now = Instant::now();
         tracing::debug!(
             target: "berth::timing",

@@ -10,8 +10,9 @@
 //! ([`Error`]).
 //!
 //! It must not: spawn `ip`, `bridge`, `sysctl`, `nft`, `conntrack` or any
-//! other helper process; move a caller's thread into another namespace (work
-//! inside a namespace runs on a dedicated thread, see [`netns::run_in`]);
+//! other helper process; leave a caller's thread in another namespace (work
+//! inside a namespace runs on a dedicated thread, see [`netns::run_in`]; a
+//! socket is made there by a brief enter and return, [`netns::open_in`]);
 //! write firewall rules (the ruleset belongs to the firewall crate, this one
 //! only carries element updates); or hold policy (names, addresses, what to
 //! create when): that belongs to the engine, which calls these primitives.

@@ -1,9 +1,10 @@
 //! Network namespaces: create persistent ones at any path, remove them,
 //! open them, and run code inside one.
 //!
-//! Namespace membership is per thread. Nothing here ever moves the calling
-//! thread into another namespace: code that must run inside one runs on a
-//! dedicated thread ([`run_in`]).
+//! Namespace membership is per thread. Code that must run inside another
+//! namespace runs on a dedicated thread ([`run_in`]). The one exception is
+//! [`open_in`], which makes a socket there: the calling thread enters for the
+//! `socket` call alone and comes straight back (or the process aborts).
 
 use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
@@ -218,6 +219,28 @@ fn setns(ns: &File, op: &str) -> Result<()> {
         return Err(Error::last_os(op));
     }
     Ok(())
+}
+
+/// Opens a socket (or anything else bound to a namespace when made) inside `ns`, on the
+/// calling thread: `setns` into `ns`, `open`, `setns` back. No thread is spawned, so it
+/// costs two system calls instead of a thread's start and join (~150 µs per container).
+///
+/// `open` must only make the object: it runs with the calling thread in `ns`, and other
+/// threads of the process are not affected. Should the thread fail to return to its own
+/// namespace (the kernel refusing a namespace it was just in), the process aborts rather
+/// than go on in the wrong one.
+pub fn open_in<T>(ns: &File, open: impl FnOnce() -> T) -> Result<T> {
+    let original = current()?;
+    setns(ns, "enter network namespace")?;
+    let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(open));
+    if let Err(err) = setns(&original, "return to the original network namespace") {
+        tracing::error!(%err, "cannot leave a network namespace: aborting");
+        std::process::abort();
+    }
+    match made {
+        Ok(v) => Ok(v),
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
 }
 
 /// Runs `f` inside the network namespace `ns` and returns its value.

@@ -148,6 +148,20 @@ fn netlink_bridge_veth_addresses_routes() {
         let err = nl.set_up(999_999).unwrap_err();
         assert!(err.is_not_found(), "{err}");
 
+        // A veth made as a port of the bridge and up, in one request.
+        let port = nl
+            .create_veth_port("bth-t2", "eth1", &ns, None, None, br)
+            .unwrap();
+        let port_link = nl.link_by_index(port).unwrap().unwrap();
+        assert_eq!(port_link.master, Some(br));
+        assert!(port_link.up, "{port_link:?}");
+        assert!(cnl.link_by_name("eth1").unwrap().is_some());
+        let err = nl
+            .create_veth_port("bth-t2", "eth2", &ns, None, None, br)
+            .unwrap_err();
+        assert!(err.is_exists(), "{err}");
+        nl.delete_link(port).unwrap();
+
         // Port isolation, read back through netlink and through `bridge`.
         nl.set_port_isolated(host, true).unwrap();
         let host_link = nl.link_by_index(host).unwrap().unwrap();
@@ -230,6 +244,47 @@ fn netlink_bridge_veth_addresses_routes() {
         assert!(!ns_path.exists());
         netns::remove(&ns_path).unwrap();
     });
+}
+
+#[test]
+fn netns_open_in_makes_the_socket_there_and_comes_back() {
+    sandboxed(
+        test_name!(netns_open_in_makes_the_socket_there_and_comes_back),
+        |dir| {
+            let ns_path = dir.join("c3");
+            netns::create(&ns_path).unwrap();
+            let ns = netns::open(&ns_path).unwrap();
+            let before = current_inode();
+            assert_ne!(before, netns::inode(&ns).unwrap());
+
+            // The socket is bound to the namespace: it sees only that namespace's lo, not
+            // the bridge made out here, while this thread is back where it was.
+            Netlink::open()
+                .unwrap()
+                .create_bridge("outer0", None)
+                .unwrap();
+            let mut inner = Netlink::open_in(&ns).unwrap();
+            assert_eq!(current_inode(), before);
+            let links = inner.links().unwrap();
+            assert_eq!(links.len(), 1, "{links:?}");
+            assert_eq!(links[0].name, "lo");
+            let outer = Netlink::open().unwrap().links().unwrap();
+            assert!(outer.iter().any(|l| l.name == "outer0"), "{outer:?}");
+
+            // A panic while inside is resumed here, with the thread back home.
+            let panicked = std::panic::catch_unwind(|| netns::open_in(&ns, || panic!("inside")));
+            panicked.unwrap_err();
+            assert_eq!(current_inode(), before);
+
+            // A file that is not a namespace is refused before anything moves.
+            let status = fs::File::open("/proc/self/status").unwrap();
+            assert!(netns::open_in(&status, || ()).is_err());
+            assert_eq!(current_inode(), before);
+
+            drop((inner, ns));
+            netns::remove(&ns_path).unwrap();
+        },
+    );
 }
 
 #[test]

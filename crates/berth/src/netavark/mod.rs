@@ -112,12 +112,19 @@ fn run(paths: Paths, args: &[String]) -> Result<Option<String>, String> {
                     a.verb
                 ));
             };
+            let mut phases = berth_engine::timing::Phases::new("netavark");
             let opts = read_options(a.file.as_deref())?;
+            phases.mark("options");
             let mut engine = Engine::open(paths).map_err(|e| e.to_string())?;
-            match a.verb.as_str() {
+            phases.mark("open");
+            let out = match a.verb.as_str() {
                 "setup" => setup::run(&mut engine, netns, &opts).map(Some),
                 _ => teardown::run(&mut engine, &opts).map(|()| None),
-            }
+            };
+            phases.mark(&a.verb);
+            drop(engine);
+            phases.mark("close");
+            out
         }
         "update" => {
             let mut engine = Engine::open(paths).map_err(|e| e.to_string())?;

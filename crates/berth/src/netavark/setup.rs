@@ -160,6 +160,7 @@ fn attach(
     dns_port: Option<u16>,
     made: &mut Vec<String>,
 ) -> Result<String, String> {
+    let mut phases = berth_engine::timing::Phases::new("netavark-setup");
     let mut attachments = Vec::new();
     let mut dns_enabled = BTreeMap::new();
     for ((req, dns), (name, per)) in requests.iter().zip(&opts.networks) {
@@ -178,6 +179,7 @@ fn attach(
             ..Attachment::default()
         });
     }
+    phases.mark("ensure");
     let req = AttachRequest {
         owner: OWNER.into(),
         runtime_id: opts.container_id.clone(),
@@ -206,6 +208,7 @@ fn attach(
     };
     let attached = external::attach(engine, &req)
         .map_err(|e| format!("setup of container {}: {e}", opts.container_name))?;
+    phases.mark("attach");
     if let Some(port) = dns_port {
         move_dns(engine, port);
     }

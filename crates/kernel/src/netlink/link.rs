@@ -141,7 +141,12 @@ pub(crate) fn veth_message(
     mtu: Option<u32>,
     peer_mac: Option<[u8; 6]>,
 ) -> LinkMessage {
+    // One TX and one RX queue on each end, asked for up front: left unset, the kernel makes
+    // one per possible CPU and then cuts the real count to one on the registered device,
+    // and each cut waits for an expedited RCU grace period (`synchronize_net`), two per pair.
+    let queues = [LinkAttribute::NumTxQueues(1), LinkAttribute::NumRxQueues(1)];
     let mut peer = link_message(0);
+    peer.attributes.extend(queues.clone());
     peer.attributes
         .push(LinkAttribute::IfName(peer_name.to_string()));
     if let Some(mtu) = mtu {
@@ -155,6 +160,7 @@ pub(crate) fn veth_message(
     let mut msg = link_message(0);
     msg.attributes
         .push(LinkAttribute::IfName(host_name.to_string()));
+    msg.attributes.extend(queues);
     if let Some(mtu) = mtu {
         msg.attributes.push(LinkAttribute::Mtu(mtu));
     }
@@ -254,6 +260,34 @@ impl Netlink {
         check_ifname(peer_name)?;
         let op = format!("create veth {host_name} with peer {peer_name} in container namespace");
         let msg = veth_message(host_name, peer_name, peer_netns.as_raw_fd(), mtu, peer_mac);
+        self.request(
+            &op,
+            RouteNetlinkMessage::NewLink(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+        )?;
+        self.index_of(host_name, &op)
+    }
+
+    /// [`Netlink::create_veth`] whose host end is made a port of the bridge `bridge` and
+    /// brought up in the same `RTM_NEWLINK` (`ip link add HOST master BR up type veth
+    /// ...`): one request instead of three. The host end has no carrier until the peer
+    /// comes up, so nothing crosses it before the caller finishes the peer.
+    pub fn create_veth_port(
+        &mut self,
+        host_name: &str,
+        peer_name: &str,
+        peer_netns: &File,
+        mtu: Option<u32>,
+        peer_mac: Option<[u8; 6]>,
+        bridge: u32,
+    ) -> Result<u32> {
+        check_ifname(host_name)?;
+        check_ifname(peer_name)?;
+        let op = format!("create veth {host_name} on bridge {bridge} with peer {peer_name}");
+        let mut msg = veth_message(host_name, peer_name, peer_netns.as_raw_fd(), mtu, peer_mac);
+        msg.attributes.push(LinkAttribute::Controller(bridge));
+        msg.header.flags = LinkFlags::Up;
+        msg.header.change_mask = LinkFlags::Up;
         self.request(
             &op,
             RouteNetlinkMessage::NewLink(msg),
@@ -447,6 +481,11 @@ mod tests {
             .attributes
             .contains(&LinkAttribute::Address(mac.to_vec())));
         assert!(msg.attributes.contains(&LinkAttribute::Mtu(1450)));
+        // One queue each way on both ends (no queue cut, so no RCU wait, at creation).
+        for attrs in [&msg.attributes, &peer.attributes] {
+            assert!(attrs.contains(&LinkAttribute::NumTxQueues(1)));
+            assert!(attrs.contains(&LinkAttribute::NumRxQueues(1)));
+        }
         // It survives serialization.
         let mut bytes = vec![0u8; msg.buffer_len()];
         msg.emit(&mut bytes);

@@ -55,12 +55,12 @@ impl Netlink {
         })
     }
 
-    /// Opens a socket in the network namespace `netns`. The socket is created
-    /// on a short-lived thread that entered `netns` (see
-    /// [`crate::netns::run_in`]); a netlink socket stays bound to the
+    /// Opens a socket in the network namespace `netns`. The calling thread
+    /// enters `netns` for the `socket` call and returns (see
+    /// [`crate::netns::open_in`]); a netlink socket stays bound to the
     /// namespace it was created in, whichever thread uses it later.
     pub fn open_in(netns: &File) -> Result<Netlink> {
-        crate::netns::run_in(netns, Netlink::open)?
+        crate::netns::open_in(netns, Netlink::open)?
     }
 
     fn next_seq(&mut self) -> u32 {

@@ -30,9 +30,9 @@ impl Nftables {
     }
 
     /// Opens a socket in the network namespace `netns` (see
-    /// [`crate::netns::run_in`]).
+    /// [`crate::netns::open_in`]).
     pub fn open_in(netns: &File) -> Result<Nftables> {
-        crate::netns::run_in(netns, Nftables::open)?
+        crate::netns::open_in(netns, Nftables::open)?
     }
 
     /// Sends `batch` as one nfnetlink batch and waits until the kernel has

@@ -204,9 +204,8 @@ pub fn attach(engine: &mut Engine, req: &AttachRequest) -> Result<Vec<Attached>>
         if !published.is_empty() {
             fw.apply(Update::new().add_ports(&published))?;
         }
-        // One thread enters the runtime's namespace, for a socket that serves every
-        // endpoint below.
-        let mut inner = netns::run_in(&ns, berth_kernel::netlink::Netlink::open)
+        // One socket in the runtime's namespace serves every endpoint below.
+        let mut inner = netns::open_in(&ns, berth_kernel::netlink::Netlink::open)
             .op(|| "enter container namespace".into())?
             .op(|| "open netlink socket in container".into())?;
         for ((ep, net), a) in eps.iter().zip(&checked.nets).zip(&req.attachments) {
