@@ -280,3 +280,50 @@ fn a_later_netavark_dns_port_moves_the_running_agent() {
     assert!(out.stdout.contains("NETAVARK_DNS_PORT"), "{out:?}");
     assert_eq!(sb.state(), before, "a refused setup changed state");
 }
+
+#[test]
+fn a_setup_without_names_or_ports_does_not_wait_for_the_agent_reload_but_gets_it() {
+    let sb = Sandbox::new();
+    let ns = |n: &str| {
+        let p = sb.root().parent().unwrap().join(n).display().to_string();
+        sb.ok(&format!("touch {p} && unshare --net={p} true"));
+        p
+    };
+    let (first, netns) = (ns("nsf"), ns("nsq"));
+    // A first setup (DNS on) starts the agent, which reads the store as it starts.
+    let out = sb.sh(&format!(
+        "printf %s {} | berth netavark setup {first}",
+        shell_quote(&options_for('f', "first"))
+    ));
+    assert_eq!(out.code, 0, "{out:?}");
+    // podman's default network: DNS off, no ports. The running agent answers
+    // `reload-soon` first and reloads after.
+    let mut v: Value = serde_json::from_str(&options_for('q', "quiet")).unwrap();
+    v["network_info"]["n9"]["dns_enabled"] = false.into();
+    let out = sb.sh(&format!(
+        "printf %s {} | berth netavark setup {netns}",
+        shell_quote(&v.to_string())
+    ));
+    assert_eq!(out.code, 0, "{out:?}");
+    let status: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(status["n9"]["dns_server_ips"], json!([]), "{status}");
+    assert!(out.stderr.is_empty(), "{out:?}");
+    // The reload still happens: the agent's DNS on the gateway learns the name.
+    let answer = berth_tests::eventually(
+        || {
+            sb.sh(&format!(
+                "nsenter --net={netns} dig +short +time=1 +tries=1 @10.99.9.1 quiet"
+            ))
+            .stdout
+            .trim()
+            .to_string()
+        },
+        |a| a == "10.99.9.3",
+    );
+    assert_eq!(answer, "10.99.9.3");
+    let metrics = sb.ok("socat -T2 - TCP:127.0.0.1:9355 <<< $'GET /metrics HTTP/1.0\\r\\n\\r\\n'");
+    assert!(
+        metrics.contains(r#"berth_operations_total{op="setup"} 2"#),
+        "the setup's timing did not reach the agent: {metrics}"
+    );
+}

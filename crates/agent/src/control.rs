@@ -1,5 +1,7 @@
 //! The control socket: the doors say `reload` after changing the store; the agent answers
-//! `ok` once DNS and the `[::1]` relay serve the new state. `reap teardown MICROS ...` hands
+//! `ok` once DNS and the `[::1]` relay serve the new state. `reload-soon` is answered `ok`
+//! at once and reloads after: a setup that needs neither before it returns (no names
+//! asked of berth's DNS, no ports) does not wait for the reload. `reap teardown MICROS ...` hands
 //! links and idle door networks to the `reaper` thread, answers `ok`, then reloads.
 //! `dns-port N` moves DNS to port N on every gateway (the netavark door's
 //! `NETAVARK_DNS_PORT`): `ok` once it listens there, else `error WHY` with DNS back on the
@@ -31,20 +33,25 @@ fn handle(conn: UnixStream, st: &mut State) -> std::io::Result<()> {
     let mut line = String::new();
     BufReader::new(&conn).read_line(&mut line)?;
     let words: Vec<&str> = line.split_whitespace().collect();
-    // `reap` is answered before its reload: the runtime need not wait for it (a removed
-    // name may answer for a moment longer).
+    // `reap` and `reload-soon` are answered before their reload: the runtime need not wait
+    // for it (a removed name may answer for a moment longer).
     let mut reload_after = false;
     let answer = match words.as_slice() {
         ["ping"] => "pong".to_string(),
-        ["reload", rest @ ..] => {
+        [verb @ ("reload" | "reload-soon"), rest @ ..] => {
             if let [op @ ("setup" | "teardown"), micros] = rest {
                 if let Ok(us) = micros.parse::<u64>() {
                     st.metrics.observe(op, Duration::from_micros(us));
                 }
             }
-            match reload(st) {
-                Ok(Ok(())) => "ok".to_string(),
-                Ok(Err(e)) | Err(e) => format!("error {e}"),
+            if *verb == "reload-soon" {
+                reload_after = true;
+                "ok".to_string()
+            } else {
+                match reload(st) {
+                    Ok(Ok(())) => "ok".to_string(),
+                    Ok(Err(e)) | Err(e) => format!("error {e}"),
+                }
             }
         }
         ["reap", "teardown", micros, rest @ ..] => {
@@ -74,7 +81,7 @@ fn handle(conn: UnixStream, st: &mut State) -> std::io::Result<()> {
     (&conn).write_all(format!("{answer}\n").as_bytes())?;
     if reload_after {
         if let Ok(Err(e)) | Err(e) = reload(st) {
-            tracing::warn!("reload after reap: {e}");
+            tracing::warn!("reload after answering: {e}");
         }
     }
     Ok(())

@@ -98,16 +98,23 @@ pub fn start(paths: &Paths, args: &[String]) -> std::io::Result<()> {
 /// Tells the agent the store changed (starting it if it is not running) and waits until it
 /// serves the new state. Failures are warnings: the data path does not need the agent.
 pub fn notify(paths: &Paths, timing: Option<(&str, Duration)>) {
-    notify_with(paths, timing, &[])
+    notify_with(paths, timing, &[], true)
 }
 
 /// [`notify`], starting the agent with `start_args` (`--dns-port N`) when it is not running.
-/// A running agent keeps the options it was started with.
-pub fn notify_with(paths: &Paths, timing: Option<(&str, Duration)>, start_args: &[String]) {
+/// A running agent keeps the options it was started with. With `wait` false the agent
+/// answers at once and reloads after (`reload-soon`): for a change nothing needs served
+/// before the caller returns.
+pub fn notify_with(
+    paths: &Paths,
+    timing: Option<(&str, Duration)>,
+    start_args: &[String],
+    wait: bool,
+) {
     if disabled() {
         return;
     }
-    let line = reload_line(timing);
+    let line = reload_line(if wait { "reload" } else { "reload-soon" }, timing);
     let r = request(paths, &line).or_else(|_| {
         start(paths, start_args)?;
         request(paths, &line)
@@ -140,13 +147,13 @@ pub fn reap(paths: &Paths, r: &crate::reap::Reap, took: Duration) -> bool {
 /// Tells a running agent the store changed; starts none.
 pub fn notify_if_running(paths: &Paths, timing: Option<(&str, Duration)>) {
     if !disabled() {
-        let _ = request(paths, &reload_line(timing));
+        let _ = request(paths, &reload_line("reload", timing));
     }
 }
 
-fn reload_line(timing: Option<(&str, Duration)>) -> String {
+fn reload_line(verb: &str, timing: Option<(&str, Duration)>) -> String {
     match timing {
-        Some((what, took)) => format!("reload {what} {}", took.as_micros()),
-        None => "reload".into(),
+        Some((what, took)) => format!("{verb} {what} {}", took.as_micros()),
+        None => verb.into(),
     }
 }

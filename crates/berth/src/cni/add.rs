@@ -132,6 +132,8 @@ fn attach(
         publish,
         dns: Vec::new(),
         agent_args: Vec::new(),
+        // The result names berth's DNS unless the config brings its own.
+        uses_names: conf.dns.is_none(),
     };
     let attached = match external::attach(engine, &req) {
         // A pod name is a hint: another container may hold it in berth.

@@ -205,6 +205,8 @@ fn attach(
         agent_args: dns_port
             .map(|p| vec!["--dns-port".to_string(), p.to_string()])
             .unwrap_or_default(),
+        // podman points the container at berth's DNS only on networks with DNS on.
+        uses_names: requests.iter().any(|(_, dns)| *dns),
     };
     let attached = external::attach(engine, &req)
         .map_err(|e| format!("setup of container {}: {e}", opts.container_name))?;

@@ -228,10 +228,13 @@ pub fn attach(engine: &mut Engine, req: &AttachRequest) -> Result<Vec<Attached>>
         return Err(e);
     }
     phases.mark("build");
+    // Ports and names must be served when the runtime starts the container; anything
+    // else the agent may pick up just after.
     crate::agent::notify_with(
         &engine.paths,
         Some(("setup", t0.elapsed())),
         &req.agent_args,
+        req.uses_names || !checked.publish.is_empty(),
     );
     phases.mark("agent");
     Ok(out)

@@ -64,6 +64,10 @@ pub struct AttachRequest {
     pub dns: Vec<String>,
     /// Extra arguments for `berth agent` when this call has to start it (`--dns-port N`).
     pub agent_args: Vec<String>,
+    /// The container is told to ask berth's DNS for names (its runtime puts the gateway in
+    /// its resolv.conf): the agent must have its records before the call returns. Without
+    /// this, and without ports, the agent reloads after answering.
+    pub uses_names: bool,
 }
 
 /// berth's id for a runtime's container id.
