@@ -634,18 +634,25 @@ def acceptance(R):
 
     s = R["setup"]
     n100 = get(s, "netavark", "100", "setup", "median")
-    # Two berth rows: `create` (which also makes the namespace and the container's record,
-    # work netavark is not given) and the netavark door (netavark's own job and input).
-    for impl, what in (("berth-door", "berth (netavark door, same job as netavark)"),
-                       ("berth", "berth create (namespace included)")):
+    # The 1/20 check compares like with like: berth's netavark door does netavark's job on
+    # netavark's input (a namespace made beforehand, not counted for either). `create` also
+    # makes the namespace and the container's record, work netavark is not given: its ratio
+    # is shown beside (INFO), not judged.
+    for impl, what, judged in (
+            ("berth-door", "berth (netavark door, same job as netavark)", True),
+            ("berth", "berth create (namespace included, not netavark's job)", False)):
         b100 = get(s, impl, "100", "setup", "median")
         check = f"{what} setup at N=100 <= 1/20 of netavark's median"
         if b100 is None or n100 is None:
-            add(check, None, "a trial has no result")
+            if judged:
+                add(check, None, "a trial has no result")
+            continue
+        detail = (f"berth {b100:.2f} ms vs netavark {n100:.2f} ms / 20 = {n100 / 20:.2f} ms "
+                  f"(ratio 1/{n100 / b100:.1f}; aim < 3 ms: {'met' if b100 < 3 else 'not met'})")
+        if judged:
+            add(check, b100 <= n100 / 20, detail)
         else:
-            add(check, b100 <= n100 / 20,
-                f"berth {b100:.2f} ms vs netavark {n100:.2f} ms / 20 = {n100 / 20:.2f} ms "
-                f"(ratio 1/{n100 / b100:.1f}; aim < 3 ms: {'met' if b100 < 3 else 'not met'})")
+            checks.append({"check": check, "result": "INFO", "detail": detail})
     for impl, what in (("berth", "berth create"), ("berth-door", "berth netavark door")):
         b10 = get(s, impl, "10", "setup", "median")
         b1000 = get(s, impl, "1000", "setup", "median")
@@ -757,7 +764,8 @@ def markdown(R):
         L.append(f"netavark's, CNI's and berth's netavark-door figures are the plugin calls "
                  f"alone: the namespace they are given is made beforehand with `ip netns add` "
                  f"(median {statistics.median(nns):.2f} ms, not counted); the door gets the "
-                 f"same NetworkOptions JSON as netavark, agent off. berth's `create` figure "
+                 f"same NetworkOptions JSON as netavark and runs under the name `netavark`, as "
+                 f"podman runs it, agent off. berth's `create` figure "
                  f"includes making the namespace and writing the container's state.")
         L.append("")
     big = R["ns"][-1] if R["ns"] else None

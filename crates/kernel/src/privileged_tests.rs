@@ -102,6 +102,13 @@ fn netlink_bridge_veth_addresses_routes() {
             (br, Some("bridge"), 1400)
         );
         assert!(!link.up);
+        // Born without multicast snooping (see `bridge_message`).
+        let out = Command::new("ip")
+            .args(["-j", "-d", "link", "show", "dev", "berth-t0"])
+            .output()
+            .unwrap();
+        let json = String::from_utf8_lossy(&out.stdout);
+        assert!(json.contains("\"mcast_snooping\":0"), "{json}");
 
         // Container namespace at a temp path; creating it twice fails typed.
         let ns_path = dir.join("c1");
