@@ -42,6 +42,7 @@ SETUP_BASE_PORT = 20000   # container i publishes SETUP_BASE_PORT+i -> 80
 MANY_BASE_PORT = 30000    # the 200-port container: 30000+k -> 8000+k
 RANGE = (40000, 40999)    # the 1000-port range container: 40000-40999 -> 40000-40999
 IPERF_PORT = 5201
+PORT_ROUNDS = 3          # rounds of the 200-port and 1000-port-range trials
 
 
 def log(msg):
@@ -368,14 +369,21 @@ def trial_ports(spec):
         ports = [(MANY_BASE_PORT + k, 8000 + k, 1) for k in range(200)]
     else:
         ports = [(RANGE[0], RANGE[0], RANGE[1] - RANGE[0] + 1)]
-    setup_ms, _ = impl.setup(0, ports)
-    peak = count_rules()
-    teardown_ms = impl.teardown(0)
-    after = count_rules()
+    # Three rounds (a single one on this 2-CPU VM varied 8-22 ms for berth's 200 ports): the
+    # medians are reported, every round's figures beside them.
+    setups, teardowns = [], []
+    for _ in range(PORT_ROUNDS):
+        ms, _ = impl.setup(0, ports)
+        setups.append(round(ms, 3))
+        peak = count_rules()
+        teardowns.append(round(impl.teardown(0), 3))
+        after = count_rules()
     impl.finish()
-    return {"impl": impl.name, "kind": spec["kind"], "setup_ms": round(setup_ms, 3),
-            "teardown_ms": round(teardown_ms, 3), "rules_at_peak": peak,
-            "rules_after_teardown": after}
+    return {"impl": impl.name, "kind": spec["kind"],
+            "setup_ms": round(statistics.median(setups), 3),
+            "teardown_ms": round(statistics.median(teardowns), 3),
+            "rounds": {"setup_ms": setups, "teardown_ms": teardowns},
+            "rules_at_peak": peak, "rules_after_teardown": after}
 
 
 def iperf_gbps(stdout):
@@ -705,6 +713,14 @@ def fmt(v, digits=2):
     return str(v)
 
 
+def rounds(t):
+    """A ports trial's rounds, "8.1 / 7.8, ..." (older results have none)."""
+    r = t.get("rounds")
+    if not r:
+        return "–"
+    return ", ".join(f"{a:.1f} / {b:.1f}" for a, b in zip(r["setup_ms"], r["teardown_ms"]))
+
+
 def markdown(R):
     env = R["environment"]
     L = []
@@ -791,8 +807,12 @@ def markdown(R):
     L.append("")
     L.append("## One container publishing many ports")
     L.append("")
-    L.append("| implementation | case | setup ms | teardown ms | rules | elements |")
-    L.append("|---|---|---:|---:|---:|---:|")
+    L.append("Median of the rounds (each round's figures in the last column); rules and "
+             "elements as published.")
+    L.append("")
+    L.append("| implementation | case | setup ms | teardown ms | rules | elements | rounds "
+             "(setup / teardown ms) |")
+    L.append("|---|---|---:|---:|---:|---:|---|")
     for impl in IMPLS:
         for kind, label in (("ports200", "200 separate ports"),
                             ("range1000", "one 1000-port range")):
@@ -804,7 +824,7 @@ def markdown(R):
                 continue
             L.append(f"| {LABEL[impl]} | {label} | {fmt(t['setup_ms'])} | "
                      f"{fmt(t['teardown_ms'])} | {t['rules_at_peak']['nft_rules']} | "
-                     f"{t['rules_at_peak']['nft_set_elements']} |")
+                     f"{t['rules_at_peak']['nft_set_elements']} | {rounds(t)} |")
     L.append("")
     L.append("The CNI portmap plugin has no port ranges: its 1000-port case is 1000 mappings.")
     L.append("")
