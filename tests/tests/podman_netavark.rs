@@ -197,6 +197,14 @@ fn podman_ipv6_network_through_berth() {
     assert_eq!(sb.berth_ok(&["ps", "-a", "-q"]), "");
 }
 
+/// A persistent network namespace at `name` beside the sandbox's berth root, as a runtime
+/// makes one for its container; returns its path.
+fn netns_file(sb: &Sandbox, name: &str) -> String {
+    let p = sb.root().parent().unwrap().join(name).display().to_string();
+    sb.ok(&format!("touch {p} && unshare --net={p} true"));
+    p
+}
+
 /// `NetworkOptions` for container `name` (id: 64 × `id`) on n9.
 fn options_for(id: char, name: &str) -> String {
     let mut v: Value = serde_json::from_str(&options("bridge", json!([]))).unwrap();
@@ -208,11 +216,7 @@ fn options_for(id: char, name: &str) -> String {
 #[test]
 fn a_later_netavark_dns_port_moves_the_running_agent() {
     let sb = Sandbox::new();
-    let ns = |n: &str| {
-        let p = sb.root().parent().unwrap().join(n).display().to_string();
-        sb.ok(&format!("touch {p} && unshare --net={p} true"));
-        p
-    };
+    let ns = |n: &str| netns_file(&sb, n);
     let setup = |port: Option<u16>, netns: &str, opts: &str| {
         let env = port
             .map(|p| format!("NETAVARK_DNS_PORT={p} "))
@@ -284,12 +288,7 @@ fn a_later_netavark_dns_port_moves_the_running_agent() {
 #[test]
 fn a_setup_without_names_or_ports_does_not_wait_for_the_agent_reload_but_gets_it() {
     let sb = Sandbox::new();
-    let ns = |n: &str| {
-        let p = sb.root().parent().unwrap().join(n).display().to_string();
-        sb.ok(&format!("touch {p} && unshare --net={p} true"));
-        p
-    };
-    let (first, netns) = (ns("nsf"), ns("nsq"));
+    let (first, netns) = (netns_file(&sb, "nsf"), netns_file(&sb, "nsq"));
     // A first setup (DNS on) starts the agent, which reads the store as it starts.
     let out = sb.sh(&format!(
         "printf %s {} | berth netavark setup {first}",

@@ -261,16 +261,7 @@ impl Netlink {
         mtu: Option<u32>,
         peer_mac: Option<[u8; 6]>,
     ) -> Result<u32> {
-        check_ifname(host_name)?;
-        check_ifname(peer_name)?;
-        let op = format!("create veth {host_name} with peer {peer_name} in container namespace");
-        let msg = veth_message(host_name, peer_name, peer_netns.as_raw_fd(), mtu, peer_mac);
-        self.request(
-            &op,
-            RouteNetlinkMessage::NewLink(msg),
-            NLM_F_CREATE | NLM_F_EXCL,
-        )?;
-        self.index_of(host_name, &op)
+        self.add_veth(host_name, peer_name, peer_netns, mtu, peer_mac, None)
     }
 
     /// [`Netlink::create_veth`] whose host end is made a port of the bridge `bridge` and
@@ -286,13 +277,37 @@ impl Netlink {
         peer_mac: Option<[u8; 6]>,
         bridge: u32,
     ) -> Result<u32> {
+        self.add_veth(
+            host_name,
+            peer_name,
+            peer_netns,
+            mtu,
+            peer_mac,
+            Some(bridge),
+        )
+    }
+
+    fn add_veth(
+        &mut self,
+        host_name: &str,
+        peer_name: &str,
+        peer_netns: &File,
+        mtu: Option<u32>,
+        peer_mac: Option<[u8; 6]>,
+        bridge: Option<u32>,
+    ) -> Result<u32> {
         check_ifname(host_name)?;
         check_ifname(peer_name)?;
-        let op = format!("create veth {host_name} on bridge {bridge} with peer {peer_name}");
         let mut msg = veth_message(host_name, peer_name, peer_netns.as_raw_fd(), mtu, peer_mac);
-        msg.attributes.push(LinkAttribute::Controller(bridge));
-        msg.header.flags = LinkFlags::Up;
-        msg.header.change_mask = LinkFlags::Up;
+        let op = match bridge {
+            None => format!("create veth {host_name} with peer {peer_name} in container namespace"),
+            Some(bridge) => {
+                msg.attributes.push(LinkAttribute::Controller(bridge));
+                msg.header.flags = LinkFlags::Up;
+                msg.header.change_mask = LinkFlags::Up;
+                format!("create veth {host_name} on bridge {bridge} with peer {peer_name}")
+            }
+        };
         self.request(
             &op,
             RouteNetlinkMessage::NewLink(msg),
