@@ -57,8 +57,9 @@ fn veth(
     let what = || format!("{} of network {}", ep.host_ifname, net.name);
     // A runtime's namespace may still hold the same interface name from a teardown whose
     // deletion the agent has not done yet (crate::reap: a few ms): wait for it, up to 1 s.
-    // The host end is born a port of the bridge, up; it has no carrier (so carries
-    // nothing) until the container's end comes up below.
+    // The host end is born a port of the bridge, down; it comes up last, when the
+    // container's end is ready, and the pair gets its carrier then (see
+    // `Netlink::create_veth_port` for why not earlier).
     let mut waited = 0;
     let index = loop {
         let made = nl.create_veth_port(
@@ -146,7 +147,8 @@ fn veth(
             }
         }
     }
-    Ok(())
+    nl.set_up(index)
+        .op(|| format!("bring {} up", ep.host_ifname))
 }
 
 /// True when the namespace already has an IPv4 default route.

@@ -155,13 +155,16 @@ fn netlink_bridge_veth_addresses_routes() {
         let err = nl.set_up(999_999).unwrap_err();
         assert!(err.is_not_found(), "{err}");
 
-        // A veth made as a port of the bridge and up, in one request.
+        // A veth made as a port of the bridge in one request, down; the index it returns
+        // (echoed by the kernel) is the link's.
         let port = nl
             .create_veth_port("bth-t2", "eth1", &ns, None, None, br)
             .unwrap();
         let port_link = nl.link_by_index(port).unwrap().unwrap();
+        assert_eq!(port_link.name, "bth-t2");
+        assert_eq!(nl.link_by_name("bth-t2").unwrap().unwrap().index, port);
         assert_eq!(port_link.master, Some(br));
-        assert!(port_link.up, "{port_link:?}");
+        assert!(!port_link.up, "{port_link:?}");
         assert!(cnl.link_by_name("eth1").unwrap().is_some());
         let err = nl
             .create_veth_port("bth-t2", "eth2", &ns, None, None, br)

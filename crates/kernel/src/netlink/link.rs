@@ -4,7 +4,7 @@
 use std::fs::File;
 use std::os::fd::AsRawFd;
 
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_ECHO, NLM_F_EXCL};
 use netlink_packet_route::link::{
     AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoBridge, InfoBridgePort, InfoData, InfoKind,
     InfoPortData, InfoPortKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
@@ -186,6 +186,21 @@ pub(crate) fn port_flag_message(index: u32, flag: InfoBridgePort) -> LinkMessage
     msg
 }
 
+/// The ifindex of the link `name` among the replies to an `NLM_F_ECHO` request.
+fn echoed_index(replies: &[RouteNetlinkMessage], name: &str) -> Option<u32> {
+    replies.iter().find_map(|reply| match reply {
+        RouteNetlinkMessage::NewLink(msg)
+            if msg
+                .attributes
+                .iter()
+                .any(|a| matches!(a, LinkAttribute::IfName(n) if n == name)) =>
+        {
+            Some(msg.header.index)
+        }
+        _ => None,
+    })
+}
+
 impl Netlink {
     /// All links of this socket's namespace (`ip -d link show`).
     pub fn links(&mut self) -> Result<Vec<Link>> {
@@ -236,17 +251,30 @@ impl Netlink {
             .ok_or_else(|| protocol(op, format!("link {name} is gone right after its creation")))
     }
 
+    /// Sends an `RTM_NEWLINK` that creates the link `name` and returns its ifindex. The
+    /// request carries `NLM_F_ECHO`, so a kernel that honours it for new links (6.x does)
+    /// sends the link back before its acknowledgement; only an older one costs a lookup. That
+    /// lookup is not free: `RTM_GETLINK` first runs the link's pending link-state events
+    /// (`linkwatch_sync_dev`), and for an up link without a carrier that waits for an RCU
+    /// grace period.
+    fn create_link(&mut self, op: &str, name: &str, msg: LinkMessage) -> Result<u32> {
+        let replies = self.request(
+            op,
+            RouteNetlinkMessage::NewLink(msg),
+            NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO,
+        )?;
+        match echoed_index(&replies, name) {
+            Some(index) => Ok(index),
+            None => self.index_of(name, op),
+        }
+    }
+
     /// `ip link add NAME [mtu MTU] type bridge`. Returns the new ifindex. An
     /// existing device of that name is an error with [`crate::Error::is_exists`].
     pub fn create_bridge(&mut self, name: &str, mtu: Option<u32>) -> Result<u32> {
         check_ifname(name)?;
         let op = format!("create bridge {name}");
-        self.request(
-            &op,
-            RouteNetlinkMessage::NewLink(bridge_message(name, mtu)),
-            NLM_F_CREATE | NLM_F_EXCL,
-        )?;
-        self.index_of(name, &op)
+        self.create_link(&op, name, bridge_message(name, mtu))
     }
 
     /// `ip link add HOST [mtu MTU] type veth peer name PEER [mtu MTU]
@@ -264,10 +292,13 @@ impl Netlink {
         self.add_veth(host_name, peer_name, peer_netns, mtu, peer_mac, None)
     }
 
-    /// [`Netlink::create_veth`] whose host end is made a port of the bridge `bridge` and
-    /// brought up in the same `RTM_NEWLINK` (`ip link add HOST master BR up type veth
-    /// ...`): one request instead of three. The host end has no carrier until the peer
-    /// comes up, so nothing crosses it before the caller finishes the peer.
+    /// [`Netlink::create_veth`] whose host end is made a port of the bridge `bridge` in the
+    /// same `RTM_NEWLINK` (`ip link add HOST master BR type veth ...`). Both ends are down:
+    /// the caller brings the host end up after the peer ([`Netlink::set_up`]), and the pair
+    /// gets its carrier then. Up any earlier, the host end would sit up without a carrier,
+    /// and the kernel's handling of that state (`dev_deactivate`, run by the link-state
+    /// worker or by the next `RTM_GETLINK` of the link) waits for an RCU grace period while
+    /// it holds the RTNL lock that every other link request needs.
     pub fn create_veth_port(
         &mut self,
         host_name: &str,
@@ -303,17 +334,10 @@ impl Netlink {
             None => format!("create veth {host_name} with peer {peer_name} in container namespace"),
             Some(bridge) => {
                 msg.attributes.push(LinkAttribute::Controller(bridge));
-                msg.header.flags = LinkFlags::Up;
-                msg.header.change_mask = LinkFlags::Up;
                 format!("create veth {host_name} on bridge {bridge} with peer {peer_name}")
             }
         };
-        self.request(
-            &op,
-            RouteNetlinkMessage::NewLink(msg),
-            NLM_F_CREATE | NLM_F_EXCL,
-        )?;
-        self.index_of(host_name, &op)
+        self.create_link(&op, host_name, msg)
     }
 
     fn set_link(&mut self, op: &str, msg: LinkMessage) -> Result<()> {
@@ -479,6 +503,21 @@ mod tests {
             _ => None,
         });
         assert_eq!(snooping, Some(vec![InfoBridge::MulticastSnooping(false)]));
+    }
+
+    #[test]
+    fn echoed_index_is_the_named_new_link_only() {
+        let mut other = link_message(7);
+        other.attributes.push(LinkAttribute::IfName("eth0".into()));
+        let mut ours = link_message(42);
+        ours.attributes.push(LinkAttribute::IfName("bth1".into()));
+        let replies = [
+            RouteNetlinkMessage::NewLink(other),
+            RouteNetlinkMessage::NewLink(ours),
+        ];
+        assert_eq!(echoed_index(&replies, "bth1"), Some(42));
+        assert_eq!(echoed_index(&replies, "bth2"), None);
+        assert_eq!(echoed_index(&[], "bth1"), None);
     }
 
     #[test]
