@@ -34,6 +34,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// WAL pages after which a commit checkpoints (SQLite's default is 1000).
 const WAL_CHECKPOINT_PAGES: u32 = 64;
 
+/// Compiled statements kept per connection: more than the store has.
+const STATEMENT_CACHE: usize = 128;
+
 /// An open state database.
 pub struct Store {
     conn: Connection,
@@ -73,6 +76,43 @@ impl Drop for Store {
     }
 }
 
+/// Puts the database in WAL mode, which then stays with the file: every open but the first
+/// only reads the mode. The first is a change of the file's header that needs the exclusive
+/// lock, and SQLite answers a contended one with `SQLITE_BUSY` at once, without its busy
+/// handler (several processes opening a new database together, as CNI runtimes do): that
+/// is retried here until [`BUSY_TIMEOUT`].
+fn enable_wal(conn: &Connection, path: &Path) -> Result<()> {
+    let started = std::time::Instant::now();
+    let failed = |e| Error::Sql {
+        op: format!("enable WAL on {}", path.display()),
+        source: e,
+    };
+    loop {
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .map_err(failed)?;
+        if mode.eq_ignore_ascii_case("wal") {
+            return Ok(());
+        }
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0)) {
+            Ok(m) if m.eq_ignore_ascii_case("wal") => return Ok(()),
+            Ok(m) => {
+                return Err(Error::Corrupt(format!(
+                    "{} stays in journal mode {m:?}: berth needs WAL",
+                    path.display()
+                )))
+            }
+            Err(e)
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && started.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(e) => return Err(failed(e)),
+        }
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) `<root>/berth.db` and applies pending schema migrations.
     pub fn open(root: &Path) -> Result<Store> {
@@ -85,8 +125,7 @@ impl Store {
         let mut conn = Connection::open(&path).map_err(Error::sql(ctx("open")))?;
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(Error::sql(ctx("configure")))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(Error::sql(ctx("enable WAL on")))?;
+        enable_wal(&conn, &path)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(Error::sql(ctx("configure")))?;
         conn.pragma_update(None, "foreign_keys", "ON")
@@ -103,6 +142,8 @@ impl Store {
         // default of 1000 pages made each call read up to 4 MB before its first query).
         conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)
             .map_err(Error::sql(ctx("configure")))?;
+        // Room for every statement a call runs (see `tx::Cached`); rusqlite keeps 16.
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         schema::migrate(&mut conn).map_err(Error::sql(ctx("migrate")))?;
         Ok(Store { conn, path })
     }
@@ -143,14 +184,39 @@ impl Store {
     where
         E: From<Error>,
     {
-        let tx = self
-            .conn
-            .transaction_with_behavior(behavior)
+        // BEGIN, COMMIT and ROLLBACK come from the statement cache too (rusqlite's
+        // `Transaction` compiles them anew each time); the guard rolls back whatever did
+        // not commit, a panic included.
+        let begin = match behavior {
+            TransactionBehavior::Immediate => "BEGIN IMMEDIATE",
+            _ => "BEGIN DEFERRED",
+        };
+        let conn = &self.conn;
+        conn.prepare_cached(begin)
+            .and_then(|mut s| s.execute([]))
             .map_err(|e| Error::sql("begin transaction".into())(e))?;
-        let wrapped = Tx::new(&tx);
-        let out = f(&wrapped)?;
-        tx.commit()
+        let open = Open { conn };
+        let out = f(&Tx::new(conn))?;
+        conn.prepare_cached("COMMIT")
+            .and_then(|mut s| s.execute([]))
             .map_err(|e| Error::sql("commit transaction".into())(e))?;
+        drop(open);
         Ok(out)
+    }
+}
+
+/// A transaction [`Store::run`] began: rolled back on drop unless it ended (committed).
+struct Open<'a> {
+    conn: &'a Connection,
+}
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        if !self.conn.is_autocommit() {
+            let _ = self
+                .conn
+                .prepare_cached("ROLLBACK")
+                .and_then(|mut s| s.execute([]));
+        }
     }
 }

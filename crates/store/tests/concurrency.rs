@@ -142,3 +142,54 @@ fn removing_a_container_releases_its_addresses_and_endpoints() {
     assert!(eps.is_empty());
     assert!(used.is_empty());
 }
+
+#[test]
+fn connections_opening_a_new_database_together_all_get_it() {
+    // The first open puts the file in WAL mode, which needs its exclusive lock; SQLite
+    // answers the others' contended attempts with SQLITE_BUSY without waiting. CNI
+    // runtimes call plugins in parallel, so the very first calls on a host do this.
+    for round in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let root = dir.path().to_path_buf();
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    Store::open(&root)
+                        .and_then(|mut s| s.read(|tx| tx.networks()))
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        for t in threads {
+            assert_eq!(t.join().unwrap(), Ok(()), "round {round}");
+        }
+    }
+}
+
+#[test]
+fn a_failed_or_panicking_transaction_leaves_nothing_and_the_store_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let failed: berth_store::Result<()> = store.write(|tx| {
+        tx.insert_network(&network())?;
+        Err(berth_store::Error::Corrupt("on purpose".into()))
+    });
+    assert!(failed.is_err());
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = store.write(|tx| -> berth_store::Result<()> {
+            tx.insert_network(&network())?;
+            panic!("on purpose");
+        });
+    }));
+    assert!(panicked.is_err());
+    assert!(store.read(|tx| tx.network("crowd")).unwrap().is_none());
+    store.write(|tx| tx.insert_network(&network())).unwrap();
+    assert!(store.read(|tx| tx.network("crowd")).unwrap().is_some());
+    // A second connection sees the committed row (no transaction was left open).
+    let mut other = Store::open(dir.path()).unwrap();
+    assert!(other.read(|tx| tx.network("crowd")).unwrap().is_some());
+}
