@@ -176,8 +176,12 @@ pub(crate) enum HostEnd {
     /// namespace some stray process still holds carries no traffic; `gc` deletes such a
     /// pair if it outlives its endpoint row.
     Released,
-    /// The agent deletes it ([`crate::reap`]): the host end leaves its bridge now, and the
-    /// network's deactivation is left to the agent too.
+    /// The agent deletes it ([`crate::reap`]), a few ms later: the host end's bridge port
+    /// is disabled now (it forwards nothing either way), and the network's deactivation is
+    /// left to the agent too. Disabling waits for nothing, where leaving the bridge waits
+    /// for an RCU grace period; the price is that a process still in the runtime's
+    /// namespace with `CAP_NET_ADMIN` could enable the port again (its link down and up)
+    /// until the agent deletes the pair.
     Handoff,
 }
 
@@ -207,9 +211,8 @@ pub(crate) fn detach(
         Ok(mut nl) => {
             let done = match host_end {
                 HostEnd::Delete => nl.delete_link_by_name(&ep.host_ifname).map(drop),
-                HostEnd::Released | HostEnd::Handoff => {
-                    nl.set_nomaster_by_name(&ep.host_ifname).map(drop)
-                }
+                HostEnd::Released => nl.set_nomaster_by_name(&ep.host_ifname).map(drop),
+                HostEnd::Handoff => nl.disable_port_by_name(&ep.host_ifname).map(drop),
             };
             if let Err(e) = done {
                 errors.push(format!("delete veth {}: {e}", ep.host_ifname));

@@ -50,7 +50,7 @@ pub(crate) fn key_value(what: &str, s: &str) -> Result<(String, String)> {
 pub(crate) fn ensure_builtin(engine: &mut Engine) -> Result<()> {
     let present = engine
         .store
-        .read(|tx| -> Result<usize> { Ok(tx.networks()?.iter().filter(|n| n.builtin).count()) })?;
+        .read(|tx| -> Result<usize> { Ok(tx.count_builtin_networks()?) })?;
     if present == 3 {
         return Ok(());
     }

@@ -297,6 +297,61 @@ fn netns_open_in_makes_the_socket_there_and_comes_back() {
     );
 }
 
+/// The port's STP state as `bridge link` reports it ("forwarding", "disabled", ...).
+fn port_state(name: &str) -> String {
+    let out = output(Command::new("bridge").args(["link", "show", "dev", name]));
+    let mut words = out.split_whitespace();
+    words.find(|w| *w == "state");
+    words.next().unwrap_or_default().to_string()
+}
+
+#[test]
+fn a_disabled_port_stays_on_its_bridge_and_forwards_nothing_until_its_carrier_returns() {
+    sandboxed(
+        test_name!(
+            a_disabled_port_stays_on_its_bridge_and_forwards_nothing_until_its_carrier_returns
+        ),
+        |dir| {
+            let ns_path = dir.join("c4");
+            netns::create(&ns_path).unwrap();
+            let ns = netns::open(&ns_path).unwrap();
+            let mut nl = Netlink::open().unwrap();
+            let br = nl.create_bridge("berth-t4", None).unwrap();
+            nl.set_up(br).unwrap();
+            let host = nl
+                .create_veth_port("bth-t4", "eth0", &ns, None, None, br)
+                .unwrap();
+            let mut inner = Netlink::open_in(&ns).unwrap();
+            let peer = inner.link_by_name("eth0").unwrap().unwrap().index;
+            inner.set_up(peer).unwrap();
+            nl.set_up(host).unwrap();
+            let forwarding = || {
+                (0..200).any(|_| {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    port_state("bth-t4") == "forwarding"
+                })
+            };
+            assert!(forwarding(), "state {}", port_state("bth-t4"));
+
+            assert!(nl.disable_port_by_name("bth-t4").unwrap());
+            assert_eq!(port_state("bth-t4"), "disabled");
+            let link = nl.link_by_index(host).unwrap().unwrap();
+            assert_eq!(link.master, Some(br), "still a port of its bridge");
+            assert!(!nl.disable_port_by_name("bth-gone").unwrap());
+
+            // The kernel's own rule, which the agent's prompt deletion has to beat: a
+            // carrier coming back enables the port again.
+            inner.set_down(peer).unwrap();
+            inner.set_up(peer).unwrap();
+            assert!(forwarding(), "state {}", port_state("bth-t4"));
+
+            nl.delete_link(host).unwrap();
+            drop((inner, ns));
+            netns::remove(&ns_path).unwrap();
+        },
+    );
+}
+
 #[test]
 fn netns_run_in_returns_to_the_original_namespace() {
     sandboxed(

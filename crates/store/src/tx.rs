@@ -468,6 +468,16 @@ impl<'a> Tx<'a> {
         self.endpoints_where("network_id = ?1", network_id)
     }
 
+    /// How many of the networks are built in (one count: no network is read).
+    pub fn count_builtin_networks(&self) -> Result<usize> {
+        self.tx
+            .query_row("SELECT count(*) FROM networks WHERE builtin", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n as usize)
+            .map_err(sql("count networks"))
+    }
+
     /// How many endpoints a network has (one indexed count, whatever their number).
     pub fn count_endpoints_of_network(&self, network_id: &str) -> Result<usize> {
         self.tx

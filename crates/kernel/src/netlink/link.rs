@@ -4,10 +4,16 @@
 use std::fs::File;
 use std::os::fd::AsRawFd;
 
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_ECHO, NLM_F_EXCL};
+use netlink_packet_core::{DefaultNla, NLM_F_CREATE, NLM_F_ECHO, NLM_F_EXCL};
+use netlink_packet_route::AddressFamily;
+
+/// `IFLA_BRPORT_STATE` and its `BR_STATE_DISABLED` (linux/if_bridge.h, if_link.h).
+const IFLA_BRPORT_STATE: u16 = 1;
+const BR_STATE_DISABLED: u8 = 0;
 use netlink_packet_route::link::{
     AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoBridge, InfoBridgePort, InfoData, InfoKind,
     InfoPortData, InfoPortKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    LinkProtoInfoBridge,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 
@@ -368,6 +374,36 @@ impl Netlink {
         match self.set_link(&format!("remove master of link {name}"), msg) {
             Ok(()) => Ok(true),
             Err(err) if err.is_not_found() => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// `bridge link set dev NAME state 0` (`disabled`): the bridge port forwards nothing
+    /// either way, and it stays a port. Unlike leaving the bridge (`nomaster`), which waits
+    /// for an RCU grace period while it unhooks the port's receive handler, this waits for
+    /// nothing. It goes as the bridge's own `RTM_SETLINK` (`AF_BRIDGE`, `IFLA_PROTINFO`):
+    /// the same state set through the port's link data (`ip link set NAME type
+    /// bridge_slave state 0`) ends in a link-change event after which the bridge enables
+    /// the port again at once. The kernel also enables it again when its link gets a
+    /// carrier anew (the peer going down and up). `Ok(false)` if there was no such link; a
+    /// link that is down (which forwards nothing anyway) is left as it is.
+    pub fn disable_port_by_name(&mut self, name: &str) -> Result<bool> {
+        let Some(link) = self.link_by_name(name)? else {
+            return Ok(false);
+        };
+        let mut msg = link_message(link.index);
+        msg.header.interface_family = AddressFamily::Bridge;
+        msg.attributes.push(LinkAttribute::ProtoInfoBridge(vec![
+            LinkProtoInfoBridge::Other(DefaultNla::new(IFLA_BRPORT_STATE, vec![BR_STATE_DISABLED])),
+        ]));
+        match self.request(
+            &format!("disable bridge port {name}"),
+            RouteNetlinkMessage::SetLink(msg),
+            0,
+        ) {
+            Ok(_) => Ok(true),
+            Err(err) if err.is_not_found() => Ok(false),
+            Err(err) if err.errno() == Some(libc::ENETDOWN) => Ok(true),
             Err(err) => Err(err),
         }
     }
