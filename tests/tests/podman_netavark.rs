@@ -326,3 +326,48 @@ fn a_setup_without_names_or_ports_does_not_wait_for_the_agent_reload_but_gets_it
         "the setup's timing did not reach the agent: {metrics}"
     );
 }
+
+/// Valid frames in berth's WAL (`mxFrame` of the WAL index header, offset 16).
+fn wal_frames(sb: &Sandbox) -> u32 {
+    let shm = std::fs::read(sb.root().join("berth.db-shm")).unwrap_or_default();
+    shm.get(16..20)
+        .map_or(0, |b| u32::from_ne_bytes(b.try_into().unwrap()))
+}
+
+#[test]
+fn with_the_agent_running_its_checkpointer_keeps_the_wal_short() {
+    let sb = Sandbox::new();
+    let netns = netns_file(&sb, "nsw");
+    let opts = shell_quote(&options_for('w', "walker"));
+    let round = || {
+        sb.ok(&format!(
+            "printf %s {opts} | berth netavark setup {netns} >/dev/null && \
+             printf %s {opts} | berth netavark teardown {netns}"
+        ));
+    };
+    // The first setup starts the agent; from then on the doors leave checkpoints to it
+    // (store::Checkpoints::Elsewhere: that they do is crates/store/tests/wal.rs's test).
+    let mut most = 0;
+    for _ in 0..12 {
+        round();
+        most = most.max(wal_frames(&sb));
+    }
+    assert!(most > 0, "no WAL index at {}", sb.root().display());
+    // The agent's checkpointer copies it back (it looks every 200 ms), so a later write
+    // starts the WAL over. Ten more rounds at most: not enough to reach the 1000 frames at
+    // which the doors would checkpoint themselves, were the agent not doing it.
+    let mut frames = u32::MAX;
+    for _ in 0..10 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        round();
+        frames = wal_frames(&sb);
+        if frames <= 64 {
+            break;
+        }
+    }
+    assert!(
+        frames <= 64,
+        "the WAL stays at {frames} frames (most {most})"
+    );
+    assert!(sb.settle());
+}

@@ -13,6 +13,7 @@
 //!
 //! One instance per run root: `<run-root>/agent.pid` is held with `flock` while it runs.
 
+mod checkpoint;
 mod control;
 mod metrics;
 mod overlay;
@@ -136,6 +137,8 @@ pub fn run(paths: Paths, opts: Options) -> Result<(), Error> {
             .map_err(io(format!("serve metrics on {addr}")))?;
     }
     repair::spawn(paths.clone(), agent_metrics).map_err(io("watch the nftables table"))?;
+    // Before the socket exists: the processes that see it leave checkpoints to this.
+    checkpoint::spawn(&paths).map_err(berth_engine::Error::from)?;
     let sock = paths.agent_socket();
     let _ = std::fs::remove_file(&sock);
     let listener = UnixListener::bind(&sock).map_err(io(format!("bind {}", sock.display())))?;

@@ -52,7 +52,13 @@ impl Engine {
     /// Opens the store under `paths.root` and makes sure the built-in networks exist.
     pub fn open(paths: Paths) -> Result<Engine> {
         validate::require_root()?;
-        let store = Store::open(&paths.root)?;
+        // With an agent running, its checkpointer keeps the WAL short (see
+        // `berth_store::Checkpoints`): this process waits for no checkpoint's fsyncs.
+        let checkpoints = match agent::may_be_running(&paths) {
+            true => berth_store::Checkpoints::Elsewhere,
+            false => berth_store::Checkpoints::Here,
+        };
+        let store = Store::open_with(&paths.root, checkpoints)?;
         let mut engine = Engine { paths, store };
         network::ensure_builtin(&mut engine)?;
         Ok(engine)

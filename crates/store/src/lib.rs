@@ -25,6 +25,7 @@ pub use model::{
 pub use tx::Tx;
 
 use rusqlite::{Connection, TransactionBehavior};
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -37,21 +38,50 @@ const WAL_CHECKPOINT_PAGES: u32 = 64;
 /// Compiled statements kept per connection: more than the store has.
 const STATEMENT_CACHE: usize = 128;
 
+/// WAL frames above which even a connection that leaves checkpoints to another one
+/// checkpoints on close: the bound when that other one (the agent) is gone.
+const WAL_UNATTENDED_PAGES: u32 = 1000;
+
+/// Who checkpoints the WAL (copies it into the database file, with its `fsync`s).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Checkpoints {
+    /// This connection: at commit past [`WAL_CHECKPOINT_PAGES`] frames, and on close.
+    Here,
+    /// A long-lived connection does ([`Store::checkpoint`], the agent's): this one never
+    /// waits for a checkpoint's `fsync`s, unless the WAL passes [`WAL_UNATTENDED_PAGES`].
+    /// While that connection stays open the WAL index stays valid too, so opening does not
+    /// re-read the WAL however long it is.
+    Elsewhere,
+}
+
 /// An open state database.
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    checkpoints: Checkpoints,
+    /// `<db>-shm`, once read (see [`wal_frames`]). Declared after `conn`, so it is closed
+    /// after the connection is.
+    shm: RefCell<Option<std::fs::File>>,
 }
 
 /// The number of valid frames in the WAL: `mxFrame` of the WAL-index header at the start of
 /// `<db>-shm` (SQLite's file format, "WAL-index format": offset 16, native byte order). Its
 /// file size says nothing, as a restarted WAL keeps its length.
-fn wal_frames(db: &Path) -> Option<u32> {
-    use std::io::Read;
+///
+/// The file is read through `shm`, a descriptor kept open as long as the connection: POSIX
+/// locks belong to the process, and closing *any* descriptor of a file drops all of them.
+/// Opening and closing `-shm` here each time dropped SQLite's own lock on it (the "dead man
+/// switch" that tells a new connection that others have the WAL index), so the next process
+/// to open the database took itself for the first, rebuilt the index from the WAL and found
+/// nothing checkpointed: the agent's checkpoints never let the WAL start over.
+fn wal_frames(db: &Path, shm: &RefCell<Option<std::fs::File>>) -> Option<u32> {
+    use std::os::unix::fs::FileExt;
+    let mut shm = shm.borrow_mut();
+    if shm.is_none() {
+        *shm = Some(std::fs::File::open(db.with_extension("db-shm")).ok()?);
+    }
     let mut header = [0u8; 20];
-    std::fs::File::open(db.with_extension("db-shm"))
-        .and_then(|mut f| f.read_exact(&mut header))
-        .ok()?;
+    shm.as_ref()?.read_exact_at(&mut header, 0).ok()?;
     Some(u32::from_ne_bytes(header[16..20].try_into().ok()?))
 }
 
@@ -67,7 +97,11 @@ fn wal_frames(db: &Path) -> Option<u32> {
 /// checkpoint's syncs, paid once every few calls.
 impl Drop for Store {
     fn drop(&mut self) {
-        if wal_frames(&self.path).is_some_and(|n| n > WAL_CHECKPOINT_PAGES) {
+        let bound = match self.checkpoints {
+            Checkpoints::Here => WAL_CHECKPOINT_PAGES,
+            Checkpoints::Elsewhere => WAL_UNATTENDED_PAGES,
+        };
+        if wal_frames(&self.path, &self.shm).is_some_and(|n| n > bound) {
             let _ = self.conn.busy_timeout(Duration::ZERO);
             let _ = self
                 .conn
@@ -114,8 +148,14 @@ fn enable_wal(conn: &Connection, path: &Path) -> Result<()> {
 }
 
 impl Store {
-    /// Opens (creating if needed) `<root>/berth.db` and applies pending schema migrations.
+    /// Opens (creating if needed) `<root>/berth.db` and applies pending schema migrations;
+    /// this connection checkpoints ([`Checkpoints::Here`]).
     pub fn open(root: &Path) -> Result<Store> {
+        Store::open_with(root, Checkpoints::Here)
+    }
+
+    /// [`Store::open`], with the WAL checkpointed as `checkpoints` says.
+    pub fn open_with(root: &Path, checkpoints: Checkpoints) -> Result<Store> {
         std::fs::create_dir_all(root).map_err(|source| Error::Io {
             op: format!("create state directory {}", root.display()),
             source,
@@ -140,12 +180,43 @@ impl Store {
         // Each process is the database's only connection, so SQLite rebuilds the WAL index
         // on open by reading every frame since the last checkpoint: keep that short (the
         // default of 1000 pages made each call read up to 4 MB before its first query).
-        conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)
+        let auto = match checkpoints {
+            Checkpoints::Here => WAL_CHECKPOINT_PAGES,
+            Checkpoints::Elsewhere => 0,
+        };
+        conn.pragma_update(None, "wal_autocheckpoint", auto)
             .map_err(Error::sql(ctx("configure")))?;
         // Room for every statement a call runs (see `tx::Cached`); rusqlite keeps 16.
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         schema::migrate(&mut conn).map_err(Error::sql(ctx("migrate")))?;
-        Ok(Store { conn, path })
+        Ok(Store {
+            conn,
+            path,
+            checkpoints,
+            shm: RefCell::new(None),
+        })
+    }
+
+    /// Checkpoints the WAL when it holds more than [`WAL_CHECKPOINT_PAGES`] frames, without
+    /// waiting for anyone (`PASSIVE`: frames a reader still needs stay). The next writer
+    /// then starts the WAL over. Returns the WAL's frames and how many of them are now in
+    /// the database file, or `None` when the WAL was short.
+    pub fn checkpoint(&mut self) -> Result<Option<(u32, u32)>> {
+        if wal_frames(&self.path, &self.shm).is_none_or(|n| n <= WAL_CHECKPOINT_PAGES) {
+            return Ok(None);
+        }
+        let (log, done): (i64, i64) = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((r.get(1)?, r.get(2)?))
+            })
+            .map_err(|e| Error::sql(format!("checkpoint {}", self.path.display()))(e))?;
+        Ok(Some((log.max(0) as u32, done.max(0) as u32)))
+    }
+
+    /// Frames in the WAL now (0 when there is none).
+    pub fn wal_frames(&self) -> u32 {
+        wal_frames(&self.path, &self.shm).unwrap_or(0)
     }
 
     /// The database file.

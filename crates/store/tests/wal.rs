@@ -48,3 +48,62 @@ fn many_short_lived_connections_keep_the_wal_short() {
         .unwrap();
     assert_eq!(n, 120, "every write is still there");
 }
+
+#[test]
+fn connections_that_leave_checkpoints_to_a_checkpointer_never_checkpoint_themselves() {
+    use berth_store::Checkpoints;
+    let dir = tempfile::tempdir().unwrap();
+    // The agent: one connection that stays open (so the WAL index stays valid) and
+    // checkpoints now and then.
+    let mut agent = Store::open(dir.path()).unwrap();
+    let mut most = 0;
+    for i in 0..40 {
+        let mut door = Store::open_with(dir.path(), Checkpoints::Elsewhere).unwrap();
+        door.write(|tx| -> berth_store::Result<()> { tx.insert_network(&network(i)) })
+            .unwrap();
+        drop(door);
+        most = most.max(agent.wal_frames());
+    }
+    // Each write adds frames and none of the doors' closes took them back: well past the
+    // 64 frames at which a connection that checkpoints itself would have.
+    assert!(most > 64, "the WAL reached only {most} frames");
+    assert_eq!(agent.wal_frames(), most, "no door checkpointed");
+    let (frames, copied) = agent.checkpoint().unwrap().expect("a long WAL");
+    assert_eq!((frames, copied), (most, most), "every frame copied");
+    // The next writer starts the WAL over: it is short again, and everything is there.
+    let mut door = Store::open_with(dir.path(), Checkpoints::Elsewhere).unwrap();
+    door.write(|tx| -> berth_store::Result<()> { tx.insert_network(&network(99)) })
+        .unwrap();
+    assert!(door.wal_frames() < 16, "{} frames", door.wal_frames());
+    let n = door
+        .read(|tx| -> berth_store::Result<usize> { Ok(tx.networks()?.len()) })
+        .unwrap();
+    assert_eq!(n, 41);
+    assert_eq!(
+        agent.checkpoint().unwrap(),
+        None,
+        "nothing to do on a short WAL"
+    );
+}
+
+#[test]
+fn without_a_checkpointer_the_wal_is_still_bounded() {
+    use berth_store::Checkpoints;
+    let dir = tempfile::tempdir().unwrap();
+    let wal = dir.path().join("berth.db-wal");
+    let mut largest = 0;
+    for i in 0..800 {
+        let mut door = Store::open_with(dir.path(), Checkpoints::Elsewhere).unwrap();
+        door.write(|tx| -> berth_store::Result<()> { tx.insert_network(&network(i)) })
+            .unwrap();
+        drop(door);
+        largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+    }
+    // 1000 frames of ~4 KiB, the bound for an absent checkpointer, plus one write's worth;
+    // 800 writes of a few pages each make ~10 MiB without it.
+    assert!(
+        largest > 1 << 20,
+        "the WAL never grew ({largest} bytes): no bound was tested"
+    );
+    assert!(largest < 5 << 20, "WAL grew to {largest} bytes");
+}

@@ -1,0 +1,33 @@
+//! The WAL checkpointer. While the agent runs, every other berth process leaves checkpoints
+//! to it (`berth_store::Checkpoints::Elsewhere`, chosen by `Engine::open`): copying the WAL
+//! into the database file costs `fsync`s, several ms on a disk, which a door call would
+//! otherwise pay every few calls (seen as `do_fsync` in podman's `sched_switch` stacks).
+//! This thread, on a connection of its own, checkpoints whenever the WAL has grown past a
+//! few dozen pages; it never blocks a reader or writer (`PASSIVE`).
+
+use berth_engine::Paths;
+use berth_store::{Checkpoints, Store};
+use std::time::Duration;
+
+/// How often the WAL's length is looked at (one read of the WAL index's header).
+const INTERVAL: Duration = Duration::from_millis(200);
+
+/// Starts the thread, with its connection open before it returns.
+pub(crate) fn spawn(paths: &Paths) -> Result<(), berth_store::Error> {
+    let mut store = Store::open_with(&paths.root, Checkpoints::Here)?;
+    std::thread::Builder::new()
+        .name("checkpoint".into())
+        .spawn(move || loop {
+            std::thread::sleep(INTERVAL);
+            match store.checkpoint() {
+                Ok(Some((frames, copied))) => tracing::debug!(frames, copied, "checkpoint"),
+                Ok(None) => {}
+                Err(e) => tracing::warn!("checkpoint: {e}"),
+            }
+        })
+        .map_err(|e| berth_store::Error::Io {
+            op: "start the checkpoint thread".into(),
+            source: e,
+        })?;
+    Ok(())
+}
