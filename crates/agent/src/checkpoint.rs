@@ -2,8 +2,11 @@
 //! to it (`berth_store::Checkpoints::Elsewhere`, chosen by `Engine::open`): copying the WAL
 //! into the database file costs `fsync`s, several ms on a disk, which a door call would
 //! otherwise pay every few calls (seen as `do_fsync` in podman's `sched_switch` stacks).
-//! This thread, on a connection of its own, checkpoints whenever the WAL has grown past a
-//! few dozen pages; it never blocks a reader or writer (`PASSIVE`).
+//! This thread, on a connection of its own, checkpoints whenever the WAL has grown past
+//! [`PAST`] pages; it never blocks a reader or writer (`PASSIVE`). With this process's
+//! connections open the WAL index stays valid, so a long WAL costs the others nothing on
+//! open; what a checkpoint does cost them is one `fsync` (the next writer's, of the WAL's
+//! new header), so they come seldom: every ~20 podman runs rather than every other one.
 
 use berth_engine::Paths;
 use berth_store::{Checkpoints, Store};
@@ -12,6 +15,10 @@ use std::time::Duration;
 /// How often the WAL's length is looked at (one read of the WAL index's header).
 const INTERVAL: Duration = Duration::from_millis(200);
 
+/// WAL frames past which it checkpoints: half the length at which the other processes
+/// would start checkpointing themselves ([`berth_store::WAL_UNATTENDED_PAGES`]).
+const PAST: u32 = berth_store::WAL_UNATTENDED_PAGES / 2;
+
 /// Starts the thread, with its connection open before it returns.
 pub(crate) fn spawn(paths: &Paths) -> Result<(), berth_store::Error> {
     let mut store = Store::open_with(&paths.root, Checkpoints::Here)?;
@@ -19,7 +26,7 @@ pub(crate) fn spawn(paths: &Paths) -> Result<(), berth_store::Error> {
         .name("checkpoint".into())
         .spawn(move || loop {
             std::thread::sleep(INTERVAL);
-            match store.checkpoint() {
+            match store.checkpoint_past(PAST) {
                 Ok(Some((frames, copied))) => tracing::debug!(frames, copied, "checkpoint"),
                 Ok(None) => {}
                 Err(e) => tracing::warn!("checkpoint: {e}"),

@@ -40,7 +40,7 @@ const STATEMENT_CACHE: usize = 128;
 
 /// WAL frames above which even a connection that leaves checkpoints to another one
 /// checkpoints on close: the bound when that other one (the agent) is gone.
-const WAL_UNATTENDED_PAGES: u32 = 1000;
+pub const WAL_UNATTENDED_PAGES: u32 = 1000;
 
 /// Who checkpoints the WAL (copies it into the database file, with its `fsync`s).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -197,12 +197,13 @@ impl Store {
         })
     }
 
-    /// Checkpoints the WAL when it holds more than [`WAL_CHECKPOINT_PAGES`] frames, without
-    /// waiting for anyone (`PASSIVE`: frames a reader still needs stay). The next writer
-    /// then starts the WAL over. Returns the WAL's frames and how many of them are now in
-    /// the database file, or `None` when the WAL was short.
-    pub fn checkpoint(&mut self) -> Result<Option<(u32, u32)>> {
-        if wal_frames(&self.path, &self.shm).is_none_or(|n| n <= WAL_CHECKPOINT_PAGES) {
+    /// Checkpoints the WAL when it holds more than `past` frames, without waiting for anyone
+    /// (`PASSIVE`: frames a reader still needs stay). The next writer then starts the WAL
+    /// over, which costs that writer one `fsync` of the WAL's new header. Returns the WAL's
+    /// frames and how many of them are now in the database file, or `None` when the WAL
+    /// was shorter.
+    pub fn checkpoint_past(&mut self, past: u32) -> Result<Option<(u32, u32)>> {
+        if wal_frames(&self.path, &self.shm).is_none_or(|n| n <= past) {
             return Ok(None);
         }
         let (log, done): (i64, i64) = self
