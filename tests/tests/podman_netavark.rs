@@ -347,7 +347,7 @@ fn with_the_agent_running_its_checkpointer_keeps_the_wal_short() {
     };
     // The first setup starts the agent; from then on the doors leave checkpoints to it
     // (store::Checkpoints::Elsewhere: that they do is crates/store/tests/wal.rs's test).
-    // Its checkpointer copies the WAL back past 500 frames (looking every 200 ms), and the
+    // Its checkpointer copies the WAL back past 64 frames (looking every 200 ms), and the
     // next write then starts the WAL over: long before the 1000 frames at which the doors
     // would checkpoint themselves, were the agent not doing it.
     // Two rounds first: the very first setup, before the agent's socket exists,

@@ -3,10 +3,12 @@
 //! into the database file costs `fsync`s, several ms on a disk, which a door call would
 //! otherwise pay every few calls (seen as `do_fsync` in podman's `sched_switch` stacks).
 //! This thread, on a connection of its own, checkpoints whenever the WAL has grown past
-//! [`PAST`] pages; it never blocks a reader or writer (`PASSIVE`). With this process's
-//! connections open the WAL index stays valid, so a long WAL costs the others nothing on
-//! open; what a checkpoint does cost them is one `fsync` (the next writer's, of the WAL's
-//! new header), so they come seldom: every ~20 podman runs rather than every other one.
+//! [`PAST`] pages; it never blocks a reader or writer (`PASSIVE`). Each checkpoint costs the
+//! next writer one `fsync` (of the WAL's new header), and a WAL starts over only when no
+//! reader is in it at that moment (the agent's own reloads often are): a low threshold gives
+//! many chances to start over long before the other processes' own bound
+//! ([`berth_store::WAL_UNATTENDED_PAGES`]). A threshold of 500 left too few: under load the
+//! WAL reached that bound first (`podman_netavark.rs`'s WAL test, in CI).
 
 use berth_engine::Paths;
 use berth_store::{Checkpoints, Store};
@@ -15,9 +17,8 @@ use std::time::Duration;
 /// How often the WAL's length is looked at (one read of the WAL index's header).
 const INTERVAL: Duration = Duration::from_millis(200);
 
-/// WAL frames past which it checkpoints: half the length at which the other processes
-/// would start checkpointing themselves ([`berth_store::WAL_UNATTENDED_PAGES`]).
-const PAST: u32 = berth_store::WAL_UNATTENDED_PAGES / 2;
+/// WAL frames past which it checkpoints: what a process on its own checkpoints at.
+const PAST: u32 = 64;
 
 /// Starts the thread, with its connection open before it returns.
 pub(crate) fn spawn(paths: &Paths) -> Result<(), berth_store::Error> {
