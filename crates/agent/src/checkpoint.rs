@@ -18,7 +18,7 @@ use std::time::Duration;
 const INTERVAL: Duration = Duration::from_millis(200);
 
 /// WAL frames past which it checkpoints: what a process on its own checkpoints at.
-const PAST: u32 = 64;
+const PAST: u32 = berth_store::WAL_CHECKPOINT_PAGES;
 
 /// Starts the thread, with its connection open before it returns.
 pub(crate) fn spawn(paths: &Paths) -> Result<(), berth_store::Error> {

@@ -14,7 +14,7 @@ impl Tx<'_> {
     pub fn insert_event(&self, e: &Event) -> Result<i64> {
         let op = "record event";
         self.tx
-            .prepare_cached(
+            .prepare(
                 "INSERT INTO events (time_us, kind, action, actor_id, actor_name, attributes) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )
@@ -37,7 +37,7 @@ impl Tx<'_> {
         let op = "list events";
         let mut stmt = self
             .tx
-            .prepare_cached(
+            .prepare(
                 "SELECT id, time_us, kind, action, actor_id, actor_name, attributes FROM events \
                  WHERE id > ?1 AND time_us >= ?2 ORDER BY id LIMIT ?3",
             )

@@ -33,7 +33,7 @@ use std::time::Duration;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// WAL pages after which a commit checkpoints (SQLite's default is 1000).
-const WAL_CHECKPOINT_PAGES: u32 = 64;
+pub const WAL_CHECKPOINT_PAGES: u32 = 64;
 
 /// Compiled statements kept per connection: more than the store has.
 const STATEMENT_CACHE: usize = 128;
@@ -47,7 +47,7 @@ pub const WAL_UNATTENDED_PAGES: u32 = 1000;
 pub enum Checkpoints {
     /// This connection: at commit past [`WAL_CHECKPOINT_PAGES`] frames, and on close.
     Here,
-    /// A long-lived connection does ([`Store::checkpoint`], the agent's): this one never
+    /// A long-lived connection does ([`Store::checkpoint_past`], the agent's): this one never
     /// waits for a checkpoint's `fsync`s, unless the WAL passes [`WAL_UNATTENDED_PAGES`].
     /// While that connection stays open the WAL index stays valid too, so opening does not
     /// re-read the WAL however long it is.
@@ -85,7 +85,8 @@ fn wal_frames(db: &Path, shm: &RefCell<Option<std::fs::File>>) -> Option<u32> {
     Some(u32::from_ne_bytes(header[16..20].try_into().ok()?))
 }
 
-/// Closing: a WAL longer than [`WAL_CHECKPOINT_PAGES`] frames is checkpointed and truncated.
+/// Closing: a WAL longer than [`WAL_CHECKPOINT_PAGES`] frames ([`WAL_UNATTENDED_PAGES`] for
+/// [`Checkpoints::Elsewhere`]) is checkpointed and truncated.
 ///
 /// Each CLI call is usually the database's only connection, so the next one to open it
 /// rebuilds the WAL index from the WAL file, reading every frame still in it, and marks

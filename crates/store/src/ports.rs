@@ -26,7 +26,7 @@ impl Tx<'_> {
     ) -> Result<Vec<PortMapping>> {
         let mut stmt = self
             .tx
-            .prepare_cached(&format!("SELECT {COLS} FROM ports {filter}"))
+            .prepare(&format!("SELECT {COLS} FROM ports {filter}"))
             .map_err(sql(op))?;
         let rows = stmt.query_map(args, row).map_err(sql(op))?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql(op))
@@ -69,7 +69,7 @@ impl Tx<'_> {
         let op = "record published ports";
         let mut stmt = self
             .tx
-            .prepare_cached(&format!(
+            .prepare(&format!(
                 "INSERT INTO ports ({COLS}) VALUES (?1, ?2, ?3, ?4, ?5)"
             ))
             .map_err(sql(op))?;

@@ -27,10 +27,6 @@ impl<'a> Cached<'a> {
         self.0.prepare_cached(sql)
     }
 
-    pub(crate) fn prepare_cached(&self, sql: &str) -> rusqlite::Result<CachedStatement<'a>> {
-        self.0.prepare_cached(sql)
-    }
-
     pub(crate) fn execute<P: Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
         self.0.prepare_cached(sql)?.execute(params)
     }
@@ -165,7 +161,7 @@ impl<'a> Tx<'a> {
         n.labels = json("network labels", &labels)?;
         let mut stmt = self
             .tx
-            .prepare_cached(
+            .prepare(
                 "SELECT subnet, gateway, ip_range FROM subnets WHERE network_id = ?1 ORDER BY position",
             )
             .map_err(sql("read subnets"))?;
@@ -426,7 +422,7 @@ impl<'a> Tx<'a> {
     fn addresses_of(&self, endpoint_id: &str) -> Result<Vec<EndpointAddress>> {
         let mut stmt = self
             .tx
-            .prepare_cached(
+            .prepare(
                 "SELECT address, prefix_len, gateway FROM allocations WHERE endpoint_id = ?1 \
                  ORDER BY rowid",
             )
@@ -481,7 +477,7 @@ impl<'a> Tx<'a> {
     /// How many endpoints a network has (one indexed count, whatever their number).
     pub fn count_endpoints_of_network(&self, network_id: &str) -> Result<usize> {
         self.tx
-            .prepare_cached("SELECT count(*) FROM endpoints WHERE network_id = ?1")
+            .prepare("SELECT count(*) FROM endpoints WHERE network_id = ?1")
             .and_then(|mut s| s.query_row([network_id], |r| r.get::<_, i64>(0)))
             .map(|n| n as usize)
             .map_err(sql("count endpoints"))
@@ -491,7 +487,7 @@ impl<'a> Tx<'a> {
     pub fn used_addresses(&self, network_id: &str) -> Result<BTreeSet<IpAddr>> {
         let mut stmt = self
             .tx
-            .prepare_cached("SELECT address FROM allocations WHERE network_id = ?1")
+            .prepare("SELECT address FROM allocations WHERE network_id = ?1")
             .map_err(sql("read allocations"))?;
         let rows = stmt
             .query_map([network_id], |r| r.get::<_, String>(0))
@@ -504,7 +500,7 @@ impl<'a> Tx<'a> {
     /// Whether `addr` is allocated on a network (one primary-key lookup).
     pub fn address_taken(&self, network_id: &str, addr: IpAddr) -> Result<bool> {
         self.tx
-            .prepare_cached("SELECT 1 FROM allocations WHERE network_id = ?1 AND address = ?2")
+            .prepare("SELECT 1 FROM allocations WHERE network_id = ?1 AND address = ?2")
             .and_then(|mut s| s.exists(params![network_id, addr.to_string()]))
             .map_err(sql("read allocations"))
     }
@@ -513,9 +509,7 @@ impl<'a> Tx<'a> {
     pub fn address_cursor(&self, network_id: &str, subnet: &IpNet) -> Result<Option<IpAddr>> {
         let next: Option<String> = self
             .tx
-            .prepare_cached(
-                "SELECT next FROM address_cursors WHERE network_id = ?1 AND subnet = ?2",
-            )
+            .prepare("SELECT next FROM address_cursors WHERE network_id = ?1 AND subnet = ?2")
             .and_then(|mut s| {
                 s.query_row(params![network_id, subnet.to_string()], |r| r.get(0))
                     .optional()
@@ -527,7 +521,7 @@ impl<'a> Tx<'a> {
     /// Records where the next allocation in `subnet` of a network starts.
     pub fn set_address_cursor(&self, network_id: &str, subnet: &IpNet, next: IpAddr) -> Result<()> {
         self.tx
-            .prepare_cached(
+            .prepare(
                 "INSERT INTO address_cursors (network_id, subnet, next) VALUES (?1, ?2, ?3) \
                  ON CONFLICT (network_id, subnet) DO UPDATE SET next = excluded.next",
             )
@@ -547,7 +541,7 @@ impl<'a> Tx<'a> {
         after: IpAddr,
     ) -> Result<()> {
         self.tx
-            .prepare_cached(
+            .prepare(
                 "UPDATE address_cursors SET next = ?3 \
                  WHERE network_id = ?1 AND subnet = ?2 AND next = ?4",
             )

@@ -2,7 +2,8 @@
 //! write (the pattern of the netavark door's calls): such a process rebuilds the WAL index,
 //! finds nothing marked checkpointed, and so never restarts the WAL.
 
-use berth_store::{Network, Store, SubnetRow};
+use berth_store::{Checkpoints, Network, Store, SubnetRow};
+use std::path::Path;
 
 fn network(i: usize) -> Network {
     Network {
@@ -26,18 +27,22 @@ fn network(i: usize) -> Network {
     }
 }
 
+/// One "process": a connection that makes one write transaction of a few pages (network
+/// `i`), then closes.
+fn one_process(root: &Path, checkpoints: Checkpoints, i: usize) {
+    let mut store = Store::open_with(root, checkpoints).unwrap();
+    store
+        .write(|tx| -> berth_store::Result<()> { tx.insert_network(&network(i)) })
+        .unwrap();
+}
+
 #[test]
 fn many_short_lived_connections_keep_the_wal_short() {
     let dir = tempfile::tempdir().unwrap();
     let wal = dir.path().join("berth.db-wal");
     let mut largest = 0;
     for i in 0..120 {
-        // One "process": one write transaction of a few pages, then close.
-        let mut store = Store::open(dir.path()).unwrap();
-        store
-            .write(|tx| -> berth_store::Result<()> { tx.insert_network(&network(i)) })
-            .unwrap();
-        drop(store);
+        one_process(dir.path(), Checkpoints::Here, i);
         largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
     }
     // 64 frames of 4 KiB pages is ~260 KiB; without truncation it grew past 4 MiB here.
@@ -51,17 +56,13 @@ fn many_short_lived_connections_keep_the_wal_short() {
 
 #[test]
 fn connections_that_leave_checkpoints_to_a_checkpointer_never_checkpoint_themselves() {
-    use berth_store::Checkpoints;
     let dir = tempfile::tempdir().unwrap();
     // The agent: one connection that stays open (so the WAL index stays valid) and
     // checkpoints now and then.
     let mut agent = Store::open(dir.path()).unwrap();
     let mut most = 0;
     for i in 0..40 {
-        let mut door = Store::open_with(dir.path(), Checkpoints::Elsewhere).unwrap();
-        door.write(|tx| -> berth_store::Result<()> { tx.insert_network(&network(i)) })
-            .unwrap();
-        drop(door);
+        one_process(dir.path(), Checkpoints::Elsewhere, i);
         most = most.max(agent.wal_frames());
     }
     // Each write adds frames and none of the doors' closes took them back: well past the
@@ -88,15 +89,11 @@ fn connections_that_leave_checkpoints_to_a_checkpointer_never_checkpoint_themsel
 
 #[test]
 fn without_a_checkpointer_the_wal_is_still_bounded() {
-    use berth_store::Checkpoints;
     let dir = tempfile::tempdir().unwrap();
     let wal = dir.path().join("berth.db-wal");
     let mut largest = 0;
     for i in 0..800 {
-        let mut door = Store::open_with(dir.path(), Checkpoints::Elsewhere).unwrap();
-        door.write(|tx| -> berth_store::Result<()> { tx.insert_network(&network(i)) })
-            .unwrap();
-        drop(door);
+        one_process(dir.path(), Checkpoints::Elsewhere, i);
         largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
     }
     // 1000 frames of ~4 KiB, the bound for an absent checkpointer, plus one write's worth;

@@ -7,9 +7,6 @@ use std::os::fd::AsRawFd;
 use netlink_packet_core::{DefaultNla, NLM_F_CREATE, NLM_F_ECHO, NLM_F_EXCL};
 use netlink_packet_route::AddressFamily;
 
-/// `IFLA_BRPORT_STATE` and its `BR_STATE_DISABLED` (linux/if_bridge.h, if_link.h).
-const IFLA_BRPORT_STATE: u16 = 1;
-const BR_STATE_DISABLED: u8 = 0;
 use netlink_packet_route::link::{
     AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoBridge, InfoBridgePort, InfoData, InfoKind,
     InfoPortData, InfoPortKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
@@ -20,6 +17,10 @@ use netlink_packet_route::RouteNetlinkMessage;
 use super::socket::protocol;
 use super::{check_ifname, Netlink};
 use crate::Result;
+
+/// `IFLA_BRPORT_STATE` and its `BR_STATE_DISABLED` (linux/if_bridge.h, if_link.h).
+const IFLA_BRPORT_STATE: u16 = 1;
+const BR_STATE_DISABLED: u8 = 0;
 
 /// A network device as the kernel reports it (`ip -d link show`).
 #[derive(Debug, Clone, PartialEq, Eq)]
