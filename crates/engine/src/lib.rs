@@ -64,6 +64,12 @@ impl Engine {
         Ok(engine)
     }
 
+    /// Ends the engine of a process that exits next, leaving the store's connection for the
+    /// exit to close ([`Store::close_at_exit`]): the doors' and the CLI's last step.
+    pub fn close_at_exit(self) {
+        self.store.close_at_exit();
+    }
+
     /// The directories this engine works in.
     pub fn paths(&self) -> &Paths {
         &self.paths

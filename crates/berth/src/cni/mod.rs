@@ -117,13 +117,18 @@ fn dispatch(paths: Paths, env: &Env, stdin: &str) -> Result<Option<String>, CniE
         ));
     }
     let conf = config::parse(stdin)?;
-    let open = || Engine::open(paths.clone()).map_err(CniError::from);
+    let engine_verb = |verb: &dyn Fn(&mut Engine) -> Result<Option<String>, CniError>| {
+        let mut engine = Engine::open(paths.clone()).map_err(CniError::from)?;
+        let out = verb(&mut engine);
+        engine.close_at_exit();
+        out
+    };
     match env.command.as_str() {
-        "ADD" => add::run(&mut open()?, env, &conf).map(Some),
-        "DEL" => del::run(&mut open()?, env, &conf).map(|()| None),
-        "CHECK" => check::run(&mut open()?, env, &conf).map(|()| None),
+        "ADD" => engine_verb(&|e| add::run(e, env, &conf).map(Some)),
+        "DEL" => engine_verb(&|e| del::run(e, env, &conf).map(|()| None)),
+        "CHECK" => engine_verb(&|e| check::run(e, env, &conf).map(|()| None)),
         "STATUS" => status::run(paths, &conf).map(|()| None),
-        "GC" => gc::run(&mut open()?, &conf).map(|()| None),
+        "GC" => engine_verb(&|e| gc::run(e, &conf).map(|()| None)),
         "" => Err(CniError::env("CNI_COMMAND is empty".to_string())),
         other => Err(CniError::env(format!(
             "unknown CNI_COMMAND {other:?}: use ADD, DEL, CHECK, STATUS, GC or VERSION"

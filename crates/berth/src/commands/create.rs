@@ -14,6 +14,7 @@ pub(crate) fn create(paths: Paths, a: ContainerArgs) -> Result<Outcome, Failure>
     let mut engine = Engine::open(paths).map_err(|e| fail(e.into()))?;
     tracing::debug!(target: "berth::timing", verb = "create", phase = "engine-open", us = t.elapsed().as_micros() as u64);
     let c = container::create(&mut engine, &request(a)).map_err(|e| fail(e.into()))?;
+    engine.close_at_exit();
     println!("{}", c.id);
     Ok(Outcome::Ok)
 }

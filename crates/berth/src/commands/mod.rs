@@ -36,7 +36,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<Outcome, Failure> {
         c => c,
     };
     let mut engine = Engine::open(paths)?;
-    match command {
+    let outcome = match command {
         Command::Network(c) => network::run(&mut engine, c),
         Command::Ps(a) => ps::run(&mut engine, a),
         Command::Inspect(a) => inspect::run(&mut engine, a),
@@ -62,7 +62,9 @@ pub(crate) fn dispatch(cli: Cli) -> Result<Outcome, Failure> {
         | Command::Netavark { .. } => {
             unreachable!("handled above")
         }
-    }
+    };
+    engine.close_at_exit();
+    outcome
 }
 
 /// Runs `f` for every name, printing successes; fails with every error once all were tried.

@@ -122,7 +122,7 @@ fn run(paths: Paths, args: &[String]) -> Result<Option<String>, String> {
                 _ => teardown::run(&mut engine, &opts).map(|()| None),
             };
             phases.mark(&a.verb);
-            drop(engine);
+            engine.close_at_exit();
             phases.mark("close");
             out
         }
