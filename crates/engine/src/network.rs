@@ -391,7 +391,7 @@ fn check_removable(tx: &berth_store::Tx<'_>, net: &Network) -> Result<()> {
     }
     let mut names = Vec::new();
     for ep in &eps {
-        if let Some(c) = tx.container(&ep.container_id)? {
+        if let Some(c) = tx.container_by_id(&ep.container_id)? {
             names.push(c.name);
         }
     }
@@ -516,6 +516,11 @@ fn difference(net: &Network, req: &CreateRequest) -> Option<String> {
 /// name when it matches, else a new one. A door-defined network without endpoints whose
 /// definition changed is redefined; any other mismatch is a conflict and changes nothing.
 pub fn ensure(engine: &mut Engine, req: &CreateRequest) -> Result<Network> {
+    ensure_made(engine, req).map(|(net, _)| net)
+}
+
+/// [`ensure`], and whether this call made the network (rather than finding it).
+pub fn ensure_made(engine: &mut Engine, req: &CreateRequest) -> Result<(Network, bool)> {
     settings(req)?;
     explicit_subnets(req)?;
     for _ in 0..3 {
@@ -527,11 +532,11 @@ pub fn ensure(engine: &mut Engine, req: &CreateRequest) -> Result<Network> {
             match create(engine, req) {
                 // Another process created it meanwhile: compare with that one.
                 Err(Error::Conflict(_)) if find(engine, &req.name).is_ok() => continue,
-                r => return r,
+                r => return r.map(|net| (net, true)),
             }
         };
         let Some(diff) = difference(&net, req) else {
-            return Ok(net);
+            return Ok((net, false));
         };
         let unused = engine
             .store

@@ -312,6 +312,26 @@ impl<'a> Tx<'a> {
         Ok(None)
     }
 
+    /// The container whose id is exactly `id` (one primary-key lookup).
+    pub fn container_by_id(&self, id: &str) -> Result<Option<Container>> {
+        self.container_where("id", id)
+    }
+
+    /// The container whose name is exactly `name`.
+    pub fn container_by_name(&self, name: &str) -> Result<Option<Container>> {
+        self.container_where("name", name)
+    }
+
+    fn container_where(&self, column: &str, value: &str) -> Result<Option<Container>> {
+        let q = format!("SELECT {CONTAINER_COLS} FROM containers WHERE {column} = ?1");
+        self.tx
+            .query_row(&q, [value], container_row)
+            .optional()
+            .map_err(sql("find container"))?
+            .map(finish_container)
+            .transpose()
+    }
+
     /// Inserts a container row.
     pub fn insert_container(&self, c: &Container) -> Result<()> {
         let q = format!(

@@ -164,9 +164,8 @@ fn attach(
     let mut attachments = Vec::new();
     let mut dns_enabled = BTreeMap::new();
     for ((req, dns), (name, per)) in requests.iter().zip(&opts.networks) {
-        let existed = network::find(engine, &req.name).is_ok_and(|n| n.name == req.name);
-        let net = network::ensure(engine, req).map_err(|e| e.to_string())?;
-        if !existed {
+        let (net, new) = network::ensure_made(engine, req).map_err(|e| e.to_string())?;
+        if new {
             made.push(net.id.clone());
         }
         dns_enabled.insert(net.id.clone(), (name.clone(), *dns));

@@ -253,7 +253,7 @@ pub fn create(engine: &mut Engine, req: &RunRequest) -> Result<Container> {
         });
     }
     let recorded = engine.store.write(|tx| -> Result<_> {
-        if tx.container(&c.name)?.is_some_and(|o| o.name == c.name) {
+        if tx.container_by_name(&c.name)?.is_some() {
             return Err(Error::Conflict(format!(
                 "container name {} is already in use",
                 c.name

@@ -81,7 +81,7 @@ pub(crate) fn allocate(
             for p in tx.ports_in_range(proto, port, port)?.iter().chain(mine) {
                 let other = HostIp::from_store(&p.host_ip).unwrap_or(HostIp::Any);
                 if other.overlaps(s.host_ip) {
-                    let owner = match tx.container(&p.container_id)? {
+                    let owner = match tx.container_by_id(&p.container_id)? {
                         Some(c) if p.container_id != container_id => c.name,
                         _ => "being created (given twice)".into(),
                     };

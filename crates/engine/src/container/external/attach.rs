@@ -119,13 +119,9 @@ pub fn attach(engine: &mut Engine, req: &AttachRequest) -> Result<Vec<Attached>>
             crate::container::remove::teardown(engine, &old, &eps)?;
         }
     }
-    let nets: BTreeMap<String, Network> = crate::network::list(engine)?
-        .into_iter()
-        .map(|n| (n.id.clone(), n))
-        .collect();
     phases.mark("check");
     let (created, eps, published) = engine.store.write(|tx| -> Result<_> {
-        let existing = tx.container(&id)?.filter(|c| c.id == id);
+        let existing = tx.container_by_id(&id)?;
         let created = match &existing {
             Some(c) if c.owner != fresh.owner => {
                 return Err(Error::Conflict(format!(
@@ -143,7 +139,7 @@ pub fn attach(engine: &mut Engine, req: &AttachRequest) -> Result<Vec<Attached>>
             }
             Some(_) => false,
             None => {
-                if tx.container(&name)?.is_some_and(|o| o.name == name) {
+                if tx.container_by_name(&name)?.is_some() {
                     return Err(Error::Conflict(format!(
                         "container name {name} is already in use in berth"
                     )));
@@ -152,7 +148,11 @@ pub fn attach(engine: &mut Engine, req: &AttachRequest) -> Result<Vec<Attached>>
                 true
             }
         };
-        let before = tx.endpoints_of_container(&id)?;
+        // A container recorded just now has no endpoints or ports yet.
+        let before = match created {
+            true => Vec::new(),
+            false => tx.endpoints_of_container(&id)?,
+        };
         let mut eps = Vec::new();
         for ((a, net), mac) in req.attachments.iter().zip(&checked.nets).zip(&checked.macs) {
             if let Some(e) = before.iter().find(|e| e.network_id == net.id) {
@@ -173,8 +173,20 @@ pub fn attach(engine: &mut Engine, req: &AttachRequest) -> Result<Vec<Attached>>
             eps.push(ep);
         }
         let mut published = Vec::new();
-        if !checked.publish.is_empty() && tx.ports_of_container(&id)?.is_empty() {
+        if !checked.publish.is_empty() && (created || tx.ports_of_container(&id)?.is_empty()) {
             let all: Vec<Endpoint> = before.iter().chain(&eps).cloned().collect();
+            // The networks of those endpoints: this call's, and those of an earlier call's.
+            let mut nets: BTreeMap<String, Network> = BTreeMap::new();
+            for n in &checked.nets {
+                nets.insert(n.id.clone(), n.clone());
+            }
+            for e in &before {
+                if !nets.contains_key(&e.network_id) {
+                    if let Some(n) = tx.network(&e.network_id)? {
+                        nets.insert(n.id.clone(), n);
+                    }
+                }
+            }
             let ep = crate::fw::published_endpoint(&all, &nets).ok_or_else(|| {
                 Error::Invalid(format!(
                     "ports need a network that is not internal, not {}",

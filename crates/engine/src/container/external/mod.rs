@@ -100,8 +100,8 @@ pub fn find(
 ) -> Result<Option<(Container, Vec<Endpoint>)>> {
     let id = berth_id(runtime_id);
     let found = engine.store.read(|tx| -> Result<_> {
-        match tx.container(&id)? {
-            Some(c) if c.id == id => {
+        match tx.container_by_id(&id)? {
+            Some(c) => {
                 let eps = tx.endpoints_of_container(&c.id)?;
                 Ok(Some((c, eps)))
             }
