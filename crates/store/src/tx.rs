@@ -312,6 +312,19 @@ impl<'a> Tx<'a> {
         Ok(None)
     }
 
+    /// The networks of `endpoints`, by id (a network that is gone is left out).
+    pub fn networks_of(&self, endpoints: &[Endpoint]) -> Result<BTreeMap<String, Network>> {
+        let mut nets = BTreeMap::new();
+        for e in endpoints {
+            if !nets.contains_key(&e.network_id) {
+                if let Some(n) = self.network(&e.network_id)? {
+                    nets.insert(n.id.clone(), n);
+                }
+            }
+        }
+        Ok(nets)
+    }
+
     /// The container whose id is exactly `id` (one primary-key lookup).
     pub fn container_by_id(&self, id: &str) -> Result<Option<Container>> {
         self.container_where("id", id)

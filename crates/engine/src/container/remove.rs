@@ -6,7 +6,7 @@ use crate::ports;
 use crate::{Engine, Error, Result};
 use berth_firewall::{Firewall, Update};
 use berth_kernel::{netns, process as kproc};
-use berth_store::{Container, ContainerState, Endpoint, Network};
+use berth_store::{Container, ContainerState, Endpoint};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -218,12 +218,13 @@ pub(crate) fn unpublish(
     eps: &[Endpoint],
 ) -> Result<()> {
     let (rows, nets) = engine.store.read(|tx| -> Result<_> {
-        let nets: BTreeMap<String, Network> = tx
-            .networks()?
-            .into_iter()
-            .map(|n| (n.id.clone(), n))
-            .collect();
-        Ok((tx.ports_of_container(&c.id)?, nets))
+        let rows = tx.ports_of_container(&c.id)?;
+        // The endpoints' networks say which endpoint the ports lead into.
+        let nets = match rows.is_empty() {
+            true => BTreeMap::new(),
+            false => tx.networks_of(eps)?,
+        };
+        Ok((rows, nets))
     })?;
     if rows.is_empty() {
         return Ok(());

@@ -11,7 +11,6 @@ use crate::{Engine, Error, Result};
 use berth_firewall::Update;
 use berth_kernel::netns;
 use berth_store::{Container, ContainerState, Endpoint, Network, NetworkMode};
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 struct Checked {
@@ -176,16 +175,9 @@ pub fn attach(engine: &mut Engine, req: &AttachRequest) -> Result<Vec<Attached>>
         if !checked.publish.is_empty() && (created || tx.ports_of_container(&id)?.is_empty()) {
             let all: Vec<Endpoint> = before.iter().chain(&eps).cloned().collect();
             // The networks of those endpoints: this call's, and those of an earlier call's.
-            let mut nets: BTreeMap<String, Network> = BTreeMap::new();
+            let mut nets = tx.networks_of(&before)?;
             for n in &checked.nets {
                 nets.insert(n.id.clone(), n.clone());
-            }
-            for e in &before {
-                if !nets.contains_key(&e.network_id) {
-                    if let Some(n) = tx.network(&e.network_id)? {
-                        nets.insert(n.id.clone(), n);
-                    }
-                }
             }
             let ep = crate::fw::published_endpoint(&all, &nets).ok_or_else(|| {
                 Error::Invalid(format!(

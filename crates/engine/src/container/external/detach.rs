@@ -3,8 +3,7 @@
 use super::find;
 use crate::endpoint;
 use crate::{Engine, Error, Result};
-use berth_store::{Endpoint, Network};
-use std::collections::BTreeMap;
+use berth_store::Endpoint;
 use std::time::Instant;
 
 pub(super) fn detach_endpoints(engine: &mut Engine, eps: &[Endpoint]) -> Vec<String> {
@@ -57,11 +56,10 @@ pub fn detach(
         return Ok(false);
     }
     let mut errors = Vec::new();
-    let nets: BTreeMap<String, Network> = crate::network::list(engine)?
-        .into_iter()
-        .map(|n| (n.id.clone(), n))
-        .collect();
     let all: Vec<Endpoint> = gone.iter().chain(&stay).cloned().collect();
+    let nets = engine
+        .store
+        .read(|tx| -> Result<_> { Ok(tx.networks_of(&all)?) })?;
     let target = crate::fw::published_endpoint(&all, &nets).map(|e| e.id.clone());
     if target.is_some_and(|t| gone.iter().any(|e| e.id == t)) {
         // The ports lead into an endpoint that goes: they go too.
