@@ -3,7 +3,7 @@
 use berth_store::{Container, ContainerState, Network, NetworkMode, SubnetRow};
 
 /// A bridge network `n1` named `crowd` on 10.0.0.0/16.
-pub fn network() -> Network {
+pub(crate) fn network() -> Network {
     Network {
         id: "n1".into(),
         name: "crowd".into(),
@@ -27,7 +27,7 @@ pub fn network() -> Network {
 
 /// A created container whose id, name and hostname are all `id`.
 #[allow(dead_code)] // not every test file uses every helper
-pub fn container(id: &str) -> Container {
+pub(crate) fn container(id: &str) -> Container {
     Container {
         id: id.into(),
         name: id.into(),
