@@ -2,28 +2,24 @@
 //! write (the pattern of the netavark door's calls): such a process rebuilds the WAL index,
 //! finds nothing marked checkpointed, and so never restarts the WAL.
 
+mod common;
+
 use berth_store::{Checkpoints, Network, Store, SubnetRow};
 use std::path::Path;
 
+/// Network `i`, with a label that makes its row a few pages.
 fn network(i: usize) -> Network {
     Network {
         id: format!("n{i}"),
         name: format!("net{i}"),
-        driver: "bridge".into(),
         bridge: Some(format!("br-{i}")),
-        internal: false,
-        icc: true,
-        mtu: None,
-        ipv6: false,
-        builtin: false,
-        options: Default::default(),
         labels: [("padding".to_string(), "x".repeat(3000))].into(),
         subnets: vec![SubnetRow {
             subnet: format!("10.{}.0.0/16", i % 250).parse().unwrap(),
             gateway: format!("10.{}.0.1", i % 250).parse().unwrap(),
             range: None,
         }],
-        created: "2026-01-01T00:00:00Z".into(),
+        ..common::network()
     }
 }
 
