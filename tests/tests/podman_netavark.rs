@@ -327,6 +327,70 @@ fn a_setup_without_names_or_ports_does_not_wait_for_the_agent_reload_but_gets_it
     );
 }
 
+#[test]
+fn a_setup_with_ports_waits_for_its_relays_only_and_its_teardown_closes_them() {
+    let sb = Sandbox::new();
+    let (first, netns) = (netns_file(&sb, "nsf"), netns_file(&sb, "nsp"));
+    let door = |verb: &str, netns: &str, opts: &str| {
+        let out = sb.sh(&format!(
+            "printf %s {} | berth netavark {verb} {netns}",
+            shell_quote(opts)
+        ));
+        assert_eq!(out.code, 0, "{verb}: {out:?}");
+        out
+    };
+    // A first setup (DNS on) starts the agent.
+    door("setup", &first, &options_for('f', "first"));
+    // DNS off, one published port: the agent answers `reload-ports` once [::1]:18080 is
+    // relayed, and reloads the rest (DNS) later.
+    let mut v: Value = serde_json::from_str(&options_for('p', "ported")).unwrap();
+    v["network_info"]["n9"]["dns_enabled"] = false.into();
+    v["port_mappings"] = json!([{"host_ip": "", "container_port": 80, "host_port": 18080,
+                                 "range": 1, "protocol": "tcp"}]);
+    let opts = v.to_string();
+    let out = door("setup", &netns, &opts);
+    assert!(out.stderr.is_empty(), "{out:?}");
+    // Listening when the setup returns, not a moment later.
+    let ss = sb.ok("ss -Hltn 'sport = :18080'");
+    assert!(
+        ss.contains("[::1]:18080"),
+        "no [::1] relay at setup's end: {ss:?}"
+    );
+    sb.spawn(&format!(
+        "exec nsenter --net={netns} socat TCP-LISTEN:80,fork,reuseaddr SYSTEM:'echo relayed'"
+    ));
+    let reply = berth_tests::eventually(
+        || sb.sh("socat -T2 - TCP6:[::1]:18080 </dev/null").stdout,
+        |r| r.contains("relayed"),
+    );
+    assert!(
+        reply.contains("relayed"),
+        "[::1]:18080 -> container: {reply:?}"
+    );
+    // The deferred reload still comes: the agent's DNS learns the name.
+    let answer = berth_tests::eventually(
+        || {
+            sb.sh(&format!(
+                "nsenter --net={netns} dig +short +time=1 +tries=1 @10.99.9.1 ported"
+            ))
+            .stdout
+            .trim()
+            .to_string()
+        },
+        |a| a == "10.99.9.3",
+    );
+    assert_eq!(answer, "10.99.9.3");
+    // The teardown hands the links to the agent, which closes the relay before answering.
+    door("teardown", &netns, &opts);
+    let ss = sb.ok("ss -Hltn 'sport = :18080'");
+    assert_eq!(ss.trim(), "", "[::1]:18080 still relayed after teardown");
+    let metrics = sb.ok("socat -T2 - TCP:127.0.0.1:9355 <<< $'GET /metrics HTTP/1.0\\r\\n\\r\\n'");
+    assert!(
+        metrics.contains(r#"berth_operations_total{op="setup"} 2"#),
+        "the setup's timing did not reach the agent: {metrics}"
+    );
+}
+
 /// Valid frames in berth's WAL (`mxFrame` of the WAL index header, offset 16).
 fn wal_frames(sb: &Sandbox) -> u32 {
     let shm = std::fs::read(sb.root().join("berth.db-shm")).unwrap_or_default();

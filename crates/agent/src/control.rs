@@ -1,12 +1,16 @@
 //! The control socket: the doors say `reload` after changing the store; the agent answers
 //! `ok` once DNS and the `[::1]` relay serve the new state. `reload-soon` is answered `ok`
-//! at once and reloads after: a setup that needs neither before it returns (no names
-//! asked of berth's DNS, no ports) does not wait for the reload. `reap teardown MICROS ...` hands
-//! links and idle door networks to the `reaper` thread, answers `ok`, then reloads.
+//! at once and reloads later: a setup that needs nothing served before it returns (no names
+//! asked of berth's DNS, no ports). `reload-ports ID [setup MICROS]` (a setup that published
+//! ports and asked for no names) is answered once container ID's `[::1]` relays listen,
+//! read by id, and reloads the rest later. `reap teardown MICROS ...` hands links and idle
+//! door networks to the `reaper` thread, answers `ok`, and reloads later. "Later" is the
+//! `deferred` reload: one for a burst of requests, once the socket is quiet.
 //! `dns-port N` moves DNS to port N on every gateway (the netavark door's
 //! `NETAVARK_DNS_PORT`): `ok` once it listens there, else `error WHY` with DNS back on the
 //! old port.
 
+use crate::deferred::Deferred;
 use crate::{snapshot, State};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -14,13 +18,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Serves requests one connection at a time (they are short) on its own thread.
-pub(crate) fn spawn(listener: UnixListener, state: Arc<Mutex<State>>) -> std::io::Result<()> {
+pub(crate) fn spawn(
+    listener: UnixListener,
+    state: Arc<Mutex<State>>,
+    deferred: Arc<Deferred>,
+) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("control".into())
         .spawn(move || {
             for conn in listener.incoming().flatten() {
+                deferred.touch();
                 let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
-                if let Err(e) = handle(conn, &mut st) {
+                if let Err(e) = handle(conn, &mut st, &deferred) {
                     tracing::debug!("control connection: {e}");
                 }
             }
@@ -28,7 +37,7 @@ pub(crate) fn spawn(listener: UnixListener, state: Arc<Mutex<State>>) -> std::io
     Ok(())
 }
 
-fn handle(conn: UnixStream, st: &mut State) -> std::io::Result<()> {
+fn handle(conn: UnixStream, st: &mut State, deferred: &Deferred) -> std::io::Result<()> {
     conn.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut line = String::new();
     BufReader::new(&conn).read_line(&mut line)?;
@@ -48,10 +57,24 @@ fn handle(conn: UnixStream, st: &mut State) -> std::io::Result<()> {
                 reload_after = true;
                 "ok".to_string()
             } else {
-                match reload(st) {
+                let answer = match reload(st) {
                     Ok(Ok(())) => "ok".to_string(),
                     Ok(Err(e)) | Err(e) => format!("error {e}"),
+                };
+                deferred.done();
+                answer
+            }
+        }
+        ["reload-ports", id, rest @ ..] => {
+            if let [op @ "setup", micros] = rest {
+                if let Ok(us) = micros.parse::<u64>() {
+                    st.metrics.observe(op, Duration::from_micros(us));
                 }
+            }
+            reload_after = true;
+            match reload_ports(st, id) {
+                Ok(Ok(())) => "ok".to_string(),
+                Ok(Err(e)) | Err(e) => format!("error {e}"),
             }
         }
         ["reap", "teardown", micros, rest @ ..] => {
@@ -61,6 +84,8 @@ fn handle(conn: UnixStream, st: &mut State) -> std::io::Result<()> {
                         st.metrics.observe("teardown", Duration::from_micros(us));
                     }
                     reload_after = true;
+                    st.relays.close_ports(&job.ports);
+                    st.metrics.relayed_ports.set(st.relays.len() as i64);
                     match st.reaper.send(job) {
                         Ok(()) => "ok".to_string(),
                         Err(e) => format!("error {e}"),
@@ -80,11 +105,24 @@ fn handle(conn: UnixStream, st: &mut State) -> std::io::Result<()> {
     };
     (&conn).write_all(format!("{answer}\n").as_bytes())?;
     if reload_after {
-        if let Ok(Err(e)) | Err(e) = reload(st) {
-            tracing::warn!("reload after answering: {e}");
-        }
+        deferred.request();
     }
     Ok(())
+}
+
+/// The part of a setup's reload its runtime waits for when it asked for no names: the
+/// `[::1]` relays of container `id`'s ports, read by id (a few point lookups, whatever the
+/// number of containers). The rest (DNS records and listeners, metrics) is deferred. With
+/// overlay peers, the whole reload (a new VXLAN device gets its entries before the answer).
+fn reload_ports(st: &mut State, id: &str) -> Result<Result<(), String>, String> {
+    if st.peers.is_some() {
+        return reload(st);
+    }
+    let mine =
+        berth_engine::ports::relay::relays_of(&mut st.engine, id).map_err(|e| e.to_string())?;
+    let relayed = st.relays.add(&mine);
+    st.metrics.relayed_ports.set(st.relays.len() as i64);
+    Ok(relayed)
 }
 
 /// Re-reads the store, programs overlay peers (a new VXLAN device gets its entries before

@@ -15,6 +15,7 @@
 
 mod checkpoint;
 mod control;
+mod deferred;
 mod metrics;
 mod overlay;
 mod reaper;
@@ -142,7 +143,11 @@ pub fn run(paths: Paths, opts: Options) -> Result<(), Error> {
     let sock = paths.agent_socket();
     let _ = std::fs::remove_file(&sock);
     let listener = UnixListener::bind(&sock).map_err(io(format!("bind {}", sock.display())))?;
-    control::spawn(listener, Arc::clone(&state)).map_err(io("start the control thread"))?;
+    let deferred = Arc::new(deferred::Deferred::default());
+    deferred::spawn(Arc::clone(&deferred), Arc::clone(&state))
+        .map_err(io("start the reloader thread"))?;
+    control::spawn(listener, Arc::clone(&state), deferred)
+        .map_err(io("start the control thread"))?;
     tracing::info!(pid = std::process::id(), "berth agent running");
 
     let sig = term.wait();

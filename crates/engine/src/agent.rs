@@ -9,7 +9,9 @@
 //! Protocol: one line per request on the unix socket `<run-root>/agent.sock`, one line back.
 //! `reload [setup|teardown MICROS]` (re-read the store; answered `ok` once DNS and the
 //! `[::1]` relay serve the new state, else `error WHY`; the optional timing feeds the
-//! setup/teardown metrics), `reap teardown MICROS link=NAME... net=ID...` (the same, plus
+//! setup/teardown metrics), `reload-soon [...]` (answered at once, reloaded later),
+//! `reload-ports ID [setup MICROS]` (answered once container ID's `[::1]` ports are relayed;
+//! the rest reloaded later), `reap teardown MICROS link=NAME... net=ID...` (the same, plus
 //! links and idle door networks to delete on the agent's own thread, `crate::reap`; answered
 //! before the reload),
 //! `dns-port N` and `ping`.
@@ -98,27 +100,46 @@ pub fn start(paths: &Paths, args: &[String]) -> std::io::Result<()> {
 /// Tells the agent the store changed (starting it if it is not running) and waits until it
 /// serves the new state. Failures are warnings: the data path does not need the agent.
 pub fn notify(paths: &Paths, timing: Option<(&str, Duration)>) {
-    notify_with(paths, timing, &[], true)
+    notify_with(paths, timing, &[], Wait::All)
 }
 
-/// [`notify`], starting the agent with `start_args` (`--dns-port N`) when it is not running.
-/// A running agent keeps the options it was started with. With `wait` false the agent
-/// answers at once and reloads after (`reload-soon`): for a change nothing needs served
-/// before the caller returns.
+/// What a change needs served by the agent before its command returns.
+#[derive(Clone, Copy, Debug)]
+pub enum Wait<'a> {
+    /// Everything: the whole store re-read (names asked of berth's DNS).
+    All,
+    /// The `[::1]` relays of this container's ports; the rest may follow just after.
+    Ports(&'a str),
+    /// Nothing: the agent answers at once and reloads after.
+    No,
+}
+
+/// [`notify`], starting the agent with `start_args` (`--dns-port N`) when it is not running,
+/// and waiting for what `wait` says. A running agent keeps the options it was started with.
 pub fn notify_with(
     paths: &Paths,
     timing: Option<(&str, Duration)>,
     start_args: &[String],
-    wait: bool,
+    wait: Wait<'_>,
 ) {
     if disabled() {
         return;
     }
-    let line = reload_line(if wait { "reload" } else { "reload-soon" }, timing);
-    let r = request(paths, &line).or_else(|_| {
-        start(paths, start_args)?;
-        request(paths, &line)
-    });
+    let line = match wait {
+        Wait::All => reload_line("reload", timing),
+        Wait::Ports(id) => reload_line(&format!("reload-ports {id}"), timing),
+        Wait::No => reload_line("reload-soon", timing),
+    };
+    let r = request(paths, &line)
+        .or_else(|_| {
+            start(paths, start_args)?;
+            request(paths, &line)
+        })
+        .and_then(|answer| match answer.starts_with("error unknown request") {
+            // An agent from before `reload-ports`: the whole reload serves the ports too.
+            true => request(paths, &reload_line("reload", timing)),
+            false => Ok(answer),
+        });
     match r {
         Ok(answer) if answer == "ok" => {}
         Ok(answer) => tracing::warn!(

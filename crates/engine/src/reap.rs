@@ -22,19 +22,26 @@ pub struct Reap {
     pub links: Vec<String>,
     /// Network ids.
     pub networks: Vec<String>,
+    /// `[::1]` host ports the agent relayed for the container (`tcp/8080`): closed before
+    /// the agent answers, as the kernel's map elements are gone by then.
+    pub ports: Vec<(crate::ports::spec::Proto, u16)>,
 }
 
 impl Reap {
     /// Whether there is nothing to do.
     pub fn is_empty(&self) -> bool {
-        self.links.is_empty() && self.networks.is_empty()
+        self.links.is_empty() && self.networks.is_empty() && self.ports.is_empty()
     }
 
-    /// The request's arguments: `link=NAME` and `net=ID` words.
+    /// The request's arguments: `link=NAME`, `net=ID` and `port=PROTO/PORT` words.
     pub fn to_words(&self) -> String {
         let links = self.links.iter().map(|l| format!("link={l}"));
         let nets = self.networks.iter().map(|n| format!("net={n}"));
-        links.chain(nets).collect::<Vec<_>>().join(" ")
+        let ports = self
+            .ports
+            .iter()
+            .map(|(p, n)| format!("port={}/{n}", p.as_str()));
+        links.chain(nets).chain(ports).collect::<Vec<_>>().join(" ")
     }
 
     /// Parses [`Reap::to_words`]'s words; anything else is an error naming the word.
@@ -48,6 +55,15 @@ impl Reap {
                     r.links.push(l.to_string())
                 }
                 Some(("net", n)) if !n.is_empty() => r.networks.push(n.to_string()),
+                Some(("port", p)) => match p.split_once('/').and_then(|(proto, n)| {
+                    Some((
+                        crate::ports::spec::Proto::parse(proto)?,
+                        n.parse::<u16>().ok()?,
+                    ))
+                }) {
+                    Some(port) => r.ports.push(port),
+                    None => return Err(format!("invalid reap argument {w:?}")),
+                },
                 _ => return Err(format!("invalid reap argument {w:?}")),
             }
         }
@@ -116,12 +132,15 @@ mod tests {
         let r = Reap {
             links: vec!["bth0123456789a".into()],
             networks: vec!["abc".into()],
+            ports: vec![(crate::ports::spec::Proto::Udp, 5353)],
         };
         let words = r.to_words();
-        assert_eq!(words, "link=bth0123456789a net=abc");
+        assert_eq!(words, "link=bth0123456789a net=abc port=udp/5353");
         assert_eq!(Reap::parse(words.split_whitespace()).unwrap(), r);
         Reap::parse(["link=eth0"]).unwrap_err();
         Reap::parse(["net="]).unwrap_err();
+        Reap::parse(["port=tcp/99999"]).unwrap_err();
+        Reap::parse(["port=icmp/80"]).unwrap_err();
         Reap::parse(["rm -rf"]).unwrap_err();
     }
 }

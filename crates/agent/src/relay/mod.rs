@@ -6,7 +6,9 @@
 //! towards the container that goes after an idle timeout (`udp`). No process and no rule per
 //! port. At each reload the listener set is made to match the store: unchanged listeners are
 //! kept, removed ones are closed (with their connections) before the answer goes back, new
-//! ones are bound. If the agent dies, `[::1]` mappings stop until it is restarted; every
+//! ones are bound. A door's setup adds its container's listeners on their own (`add`), and
+//! its teardown closes them (`close_ports`), before the agent answers; the reload that
+//! matches the whole set follows (the agent's `deferred`). If the agent dies, `[::1]` mappings stop until it is restarted; every
 //! other address of a mapping stays kernel-only.
 
 mod tcp;
@@ -16,7 +18,7 @@ mod udp;
 
 use berth_engine::ports::relay::Relay;
 use berth_engine::ports::spec::Proto;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
@@ -56,19 +58,58 @@ impl Relays {
     /// removed port refuses connections at once); a listener that cannot be bound is
     /// reported and the others still change.
     pub(crate) fn set(&mut self, want: &[Relay]) -> Result<(), String> {
+        let wanted: BTreeSet<&Relay> = want.iter().collect();
         let gone: Vec<Relay> = self
             .active
             .keys()
-            .filter(|r| !want.contains(r))
+            .filter(|r| !wanted.contains(r))
             .copied()
             .collect();
+        self.close(&gone);
+        self.bind_all(want)
+    }
+
+    /// Adds `want` to the listeners, leaving the others as they are, except one on the same
+    /// host port with another target (a mapping whose container went, not yet reloaded):
+    /// that one is replaced. For a setup, which adds one container's ports.
+    pub(crate) fn add(&mut self, want: &[Relay]) -> Result<(), String> {
+        let replaced: Vec<Relay> = self
+            .active
+            .keys()
+            .filter(|a| {
+                want.iter()
+                    .any(|r| r.proto == a.proto && r.host_port == a.host_port && r != *a)
+            })
+            .copied()
+            .collect();
+        self.close(&replaced);
+        self.bind_all(want)
+    }
+
+    /// Closes the listeners on host ports `ports` (a torn-down container's), before returning.
+    pub(crate) fn close_ports(&mut self, ports: &[(Proto, u16)]) {
+        let gone: Vec<Relay> = self
+            .active
+            .keys()
+            .filter(|a| ports.contains(&(a.proto, a.host_port)))
+            .copied()
+            .collect();
+        self.close(&gone);
+    }
+
+    /// Closes the listeners of `gone` (and their connections) before returning.
+    fn close(&mut self, gone: &[Relay]) {
         for r in gone {
-            if let Some(task) = self.active.remove(&r) {
+            if let Some(task) = self.active.remove(r) {
                 task.abort();
                 // The task owns the socket: once it has ended, the port is closed.
                 let _ = self.rt.block_on(task);
             }
         }
+    }
+
+    /// Binds each of `want` that has no listener yet.
+    fn bind_all(&mut self, want: &[Relay]) -> Result<(), String> {
         let mut errors = Vec::new();
         for r in want {
             if self.active.contains_key(r) {

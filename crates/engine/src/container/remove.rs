@@ -135,6 +135,14 @@ pub(crate) fn teardown(engine: &mut Engine, c: &Container, eps: &[Endpoint]) -> 
             None
         }
     };
+    // The `[::1]` ports a running agent relays for this container, read while the rows are
+    // there: the agent closes them before answering the hand-off (crate::reap).
+    let handoff =
+        c.owner.is_some() && !eps.is_empty() && crate::agent::may_be_running(&engine.paths);
+    let relayed = match handoff {
+        true => crate::ports::relay::relays_of(engine, &c.id).unwrap_or_default(),
+        false => Vec::new(),
+    };
     if let Some(fw) = fw.as_mut() {
         if let Err(e) = unpublish(engine, fw, c, eps) {
             errors.push(e.to_string());
@@ -151,7 +159,7 @@ pub(crate) fn teardown(engine: &mut Engine, c: &Container, eps: &[Endpoint]) -> 
             Ok(()) => host_end = endpoint::HostEnd::Released,
             Err(e) => errors.push(format!("remove network namespace {p}: {e}")),
         }
-    } else if c.owner.is_some() && !eps.is_empty() && crate::agent::may_be_running(&engine.paths) {
+    } else if handoff {
         host_end = endpoint::HostEnd::Handoff;
     }
     phases.mark("netns");
@@ -195,6 +203,7 @@ pub(crate) fn teardown(engine: &mut Engine, c: &Container, eps: &[Endpoint]) -> 
         let reap = crate::reap::Reap {
             links: eps.iter().map(|e| e.host_ifname.clone()).collect(),
             networks: eps.iter().map(|e| e.network_id.clone()).collect(),
+            ports: relayed.iter().map(|r| (r.proto, r.host_port)).collect(),
         };
         // An agent that went away meanwhile: do it here after all.
         if !crate::agent::reap(&engine.paths, &reap, t0.elapsed()) {

@@ -55,28 +55,48 @@ pub fn relays(engine: &mut Engine) -> Result<Vec<Relay>> {
         }
         let mut out = Vec::new();
         for p in tx.all_ports()? {
-            let host = HostIp::from_store(&p.host_ip).unwrap_or(HostIp::Any);
-            let proto = match Proto::parse(&p.protocol) {
-                Some(pr @ (Proto::Tcp | Proto::Udp)) if covers_v6_loopback(host) => pr,
-                _ => continue,
-            };
-            let Some(mine) = eps.get(&p.container_id) else {
-                continue;
-            };
-            let Some(ep) = crate::fw::published_endpoint(mine, &nets) else {
-                continue;
-            };
-            let (v4, v6) = super::targets(std::slice::from_ref(ep));
-            if let Some(addr) = v6.or(v4) {
-                out.push(Relay {
-                    proto,
-                    host_port: p.host_port,
-                    target: SocketAddr::new(addr, p.container_port),
-                });
+            if let Some(mine) = eps.get(&p.container_id) {
+                out.extend(relay_of(&p, mine, &nets));
             }
         }
         out.sort();
         Ok(out)
+    })
+}
+
+/// The `[::1]` host ports of one container (what [`relays`] lists for it), sorted: a few
+/// point reads, whatever the number of containers.
+pub fn relays_of(engine: &mut Engine, container_id: &str) -> Result<Vec<Relay>> {
+    engine.store.read(|tx| -> Result<_> {
+        let eps = tx.endpoints_of_container(container_id)?;
+        let nets = tx.networks_of(&eps)?;
+        let mut out: Vec<Relay> = tx
+            .ports_of_container(container_id)?
+            .iter()
+            .filter_map(|p| relay_of(p, &eps, &nets))
+            .collect();
+        out.sort();
+        Ok(out)
+    })
+}
+
+/// The relay of mapping `p` of a container with endpoints `eps`, if it needs one.
+fn relay_of(
+    p: &berth_store::PortMapping,
+    eps: &[Endpoint],
+    nets: &BTreeMap<String, Network>,
+) -> Option<Relay> {
+    let host = HostIp::from_store(&p.host_ip).unwrap_or(HostIp::Any);
+    let proto = match Proto::parse(&p.protocol) {
+        Some(pr @ (Proto::Tcp | Proto::Udp)) if covers_v6_loopback(host) => pr,
+        _ => return None,
+    };
+    let ep = crate::fw::published_endpoint(eps, nets)?;
+    let (v4, v6) = super::targets(std::slice::from_ref(ep));
+    Some(Relay {
+        proto,
+        host_port: p.host_port,
+        target: SocketAddr::new(v6.or(v4)?, p.container_port),
     })
 }
 

@@ -234,11 +234,16 @@ pub fn attach(engine: &mut Engine, req: &AttachRequest) -> Result<Vec<Attached>>
     phases.mark("build");
     // Ports and names must be served when the runtime starts the container; anything
     // else the agent may pick up just after.
+    let wait = match (req.uses_names, checked.publish.is_empty()) {
+        (true, _) => crate::agent::Wait::All,
+        (false, false) => crate::agent::Wait::Ports(&id),
+        (false, true) => crate::agent::Wait::No,
+    };
     crate::agent::notify_with(
         &engine.paths,
         Some(("setup", t0.elapsed())),
         &req.agent_args,
-        req.uses_names || !checked.publish.is_empty(),
+        wait,
     );
     phases.mark("agent");
     Ok(out)
