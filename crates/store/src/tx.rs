@@ -6,7 +6,7 @@ use crate::model::{
 use crate::{Error, Result};
 use ipnet::IpNet;
 use rusqlite::{params, CachedStatement, Connection, OptionalExtension, Params, Row};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::str::FromStr;
 
@@ -422,6 +422,15 @@ impl<'a> Tx<'a> {
     // ---- endpoints and allocations ----
 
     fn endpoints_where(&self, clause: &str, arg: &str) -> Result<Vec<Endpoint>> {
+        let mut out = self.endpoint_rows(clause, arg)?;
+        for ep in &mut out {
+            ep.addresses = self.addresses_of(&ep.id)?;
+        }
+        Ok(out)
+    }
+
+    /// The endpoints matching `clause`, without their addresses.
+    fn endpoint_rows(&self, clause: &str, arg: &str) -> Result<Vec<Endpoint>> {
         let q = format!("SELECT {ENDPOINT_COLS} FROM endpoints WHERE {clause} ORDER BY ifname, id");
         let mut stmt = self.tx.prepare(&q).map_err(sql("list endpoints"))?;
         let raws = stmt
@@ -446,45 +455,61 @@ impl<'a> Tx<'a> {
         let mut out = Vec::with_capacity(raws.len());
         for (mut ep, aliases) in raws {
             ep.aliases = json("aliases", &aliases)?;
-            ep.addresses = self.addresses_of(&ep.id)?;
             out.push(ep);
         }
         Ok(out)
     }
 
     fn addresses_of(&self, endpoint_id: &str) -> Result<Vec<EndpointAddress>> {
-        let mut stmt = self
-            .tx
-            .prepare(
-                "SELECT address, prefix_len, gateway FROM allocations WHERE endpoint_id = ?1 \
-                 ORDER BY rowid",
-            )
-            .map_err(sql("read addresses"))?;
+        self.addresses_where("endpoint_id = ?1", endpoint_id)
+            .map(|all| all.into_iter().map(|(_, a)| a).collect())
+    }
+
+    /// `(endpoint id, address)` of the allocations matching `clause`, in allocation order.
+    fn addresses_where(&self, clause: &str, arg: &str) -> Result<Vec<(String, EndpointAddress)>> {
+        let q = format!(
+            "SELECT endpoint_id, address, prefix_len, gateway FROM allocations WHERE {clause} \
+             ORDER BY rowid"
+        );
+        let mut stmt = self.tx.prepare(&q).map_err(sql("read addresses"))?;
         let rows = stmt
-            .query_map([endpoint_id], |r| {
+            .query_map([arg], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
-                    r.get::<_, u8>(1)?,
-                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, u8>(2)?,
+                    r.get::<_, Option<String>>(3)?,
                 ))
             })
             .map_err(sql("read addresses"))?
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(sql("read addresses"))?;
         rows.into_iter()
-            .map(|(a, p, g)| {
-                Ok(EndpointAddress {
-                    addr: decode("address", &a)?,
-                    prefix_len: p,
-                    gateway: g.map(|g| decode("gateway", &g)).transpose()?,
-                })
+            .map(|(e, a, p, g)| {
+                Ok((
+                    e,
+                    EndpointAddress {
+                        addr: decode("address", &a)?,
+                        prefix_len: p,
+                        gateway: g.map(|g| decode("gateway", &g)).transpose()?,
+                    },
+                ))
             })
             .collect()
     }
 
     /// Every endpoint.
     pub fn all_endpoints(&self) -> Result<Vec<Endpoint>> {
-        self.endpoints_where("?1 = ?1", "")
+        // Two queries, whatever the number of endpoints (not one more per endpoint).
+        let mut eps = self.endpoint_rows("?1 = ?1", "")?;
+        let mut by_endpoint: HashMap<String, Vec<EndpointAddress>> = HashMap::new();
+        for (e, a) in self.addresses_where("?1 = ?1", "")? {
+            by_endpoint.entry(e).or_default().push(a);
+        }
+        for ep in &mut eps {
+            ep.addresses = by_endpoint.remove(&ep.id).unwrap_or_default();
+        }
+        Ok(eps)
     }
 
     /// The endpoints of one container.

@@ -24,6 +24,7 @@ pub use remove::{remove, stop};
 use crate::{Engine, Error, Result};
 use berth_kernel::process as kproc;
 use berth_store::{Container, ContainerState, Endpoint};
+use std::collections::HashMap;
 
 /// Finds a container by name, id or id prefix.
 pub fn find(engine: &mut Engine, reference: &str) -> Result<Container> {
@@ -39,12 +40,20 @@ pub fn find(engine: &mut Engine, reference: &str) -> Result<Container> {
 /// All containers with their endpoints.
 pub fn list(engine: &mut Engine) -> Result<Vec<(Container, Vec<Endpoint>)>> {
     engine.store.read(|tx| -> Result<_> {
-        let mut out = Vec::new();
-        for c in tx.containers()? {
-            let eps = tx.endpoints_of_container(&c.id)?;
-            out.push((c, eps));
+        // Every endpoint in one read, not one read per container (the agent's reload lists
+        // them all).
+        let mut by_container: HashMap<String, Vec<Endpoint>> = HashMap::new();
+        for e in tx.all_endpoints()? {
+            by_container.entry(e.container_id.clone()).or_default().push(e);
         }
-        Ok(out)
+        Ok(tx
+            .containers()?
+            .into_iter()
+            .map(|c| {
+                let eps = by_container.remove(&c.id).unwrap_or_default();
+                (c, eps)
+            })
+            .collect())
     })
 }
 
