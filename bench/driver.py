@@ -28,11 +28,12 @@ REPO = os.path.dirname(HERE)
 NETAVARK = os.environ.get("NETAVARK", "/usr/lib/podman/netavark")
 CNI_PATH = os.environ.get("CNI_PATH", "/usr/lib/cni")
 BASELINE = os.environ.get("BENCH_BASELINE", "/work/shared/bench/dataplane-baseline.sh")
-IMPLS = ["berth", "berth-door", "netavark", "cni"]
+IMPLS = ["berth", "berth-door", "berth-door-agent", "netavark", "cni"]
 LABEL = {"berth": "berth create/rm", "berth-door": "berth netavark door",
+         "berth-door-agent": "berth netavark door, agent running",
          "netavark": "netavark 1.4", "cni": "CNI bridge+portmap"}
-COLOR = {"berth": "#d62728", "berth-door": "#ff7f0e", "netavark": "#1f77b4",
-         "cni": "#2ca02c"}
+COLOR = {"berth": "#d62728", "berth-door": "#ff7f0e", "berth-door-agent": "#9467bd",
+         "netavark": "#1f77b4", "cni": "#2ca02c"}
 # Implementations with a data-path trial (the door programs the same kernel objects as
 # `berth create`).
 DATAPLANE_IMPLS = ["berth", "netavark", "cni"]
@@ -208,6 +209,49 @@ class BerthDoor(Netavark):
                    timeout=3600, env=self.env)
 
 
+class BerthDoorAgent(BerthDoor):
+    """The netavark door as berth runs by default: with its agent (DNS, the [::1] relay,
+    firewall repair; started by the first setup that publishes a port, or by
+    contrib/systemd). Here it is started before the first call and stopped after the last,
+    by its pid; its CPU time over the trial is reported beside the calls' wall times, since
+    it does part of the work (the deletion of a torn-down veth, the deferred reload)."""
+    name = "berth-door-agent"
+
+    def __init__(self, work):
+        super().__init__(work)
+        self.env = {k: v for k, v in self.env.items() if k != "BERTH_NO_AGENT"}
+        self.pid = None
+
+    def prepare(self):
+        bin = os.environ["BERTH_BENCH_BIN"]
+        log_path = os.path.join(self.work, "agent.log")
+        with open(log_path, "a") as lf:
+            self.agent = subprocess.Popen(
+                [bin, "agent", "--foreground"], env=self.env, stdin=subprocess.DEVNULL,
+                stdout=lf, stderr=lf)
+        sock = os.path.join(self.env["BERTH_RUN_ROOT"], "agent.sock")
+        for _ in range(500):
+            if os.path.exists(sock):
+                break
+            if self.agent.poll() is not None:
+                raise CmdError(f"the agent exited ({self.agent.returncode}); see {log_path}")
+            time.sleep(0.01)
+        else:
+            raise CmdError("the agent did not make its socket in 5 s")
+        self.cpu0 = self.agent_cpu_s()
+
+    def agent_cpu_s(self):
+        with open(f"/proc/{self.agent.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def finish(self):
+        self.agent_cpu = round(self.agent_cpu_s() - self.cpu0, 3)
+        self.agent.terminate()
+        self.agent.wait(timeout=30)
+        super().finish()
+
+
 class Cni:
     name = "cni"
 
@@ -324,7 +368,8 @@ class Berth:
 
 
 def make_impl(name, work):
-    return {"berth": Berth, "berth-door": BerthDoor, "netavark": Netavark,
+    return {"berth": Berth, "berth-door": BerthDoor, "berth-door-agent": BerthDoorAgent,
+            "netavark": Netavark,
             "cni": Cni}[name](work)
 
 
@@ -359,7 +404,10 @@ def trial_setup(spec):
             "setup_total_s": round((t1 - t0) / 1e9, 3),
             "teardown_total_s": round((t2 - t1) / 1e9, 3),
             "rules_at_peak": peak, "rules_after_teardown": after, "links_at_peak": links_peak,
-            "netns_add_ms": summary(impl.netns_ms)}
+            "netns_add_ms": summary(impl.netns_ms),
+            # the resident agent's CPU over the trial, per container (berth-door-agent)
+            "agent_cpu_ms_per_container": (round(1e3 * impl.agent_cpu / n, 3)
+                                           if hasattr(impl, "agent_cpu") else None)}
 
 
 def trial_ports(spec):
@@ -648,6 +696,8 @@ def acceptance(R):
     # is shown beside (INFO), not judged.
     for impl, what, judged in (
             ("berth-door", "berth (netavark door, same job as netavark)", True),
+            ("berth-door-agent", "berth (netavark door with its agent running, berth's default)",
+             True),
             ("berth", "berth create (namespace included, not netavark's job)", False)):
         b100 = get(s, impl, "100", "setup", "median")
         check = f"{what} setup at N=100 <= 1/20 of netavark's median"
@@ -661,7 +711,8 @@ def acceptance(R):
             add(check, b100 <= n100 / 20, detail)
         else:
             checks.append({"check": check, "result": "INFO", "detail": detail})
-    for impl, what in (("berth", "berth create"), ("berth-door", "berth netavark door")):
+    for impl, what in (("berth", "berth create"), ("berth-door", "berth netavark door"),
+                       ("berth-door-agent", "berth netavark door, agent running")):
         b10 = get(s, impl, "10", "setup", "median")
         b1000 = get(s, impl, "1000", "setup", "median")
         check = f"{what} setup median at N=1000 <= 1.25x N=10"
@@ -987,7 +1038,8 @@ def main():
     ap.add_argument("--out")
     ap.add_argument("--quick", action="store_true", help="N = 10, 100 only; one data-path run")
     ap.add_argument("--only", default=",".join(IMPLS),
-                    help="comma-separated subset of berth,berth-door,netavark,cni")
+                    help="comma-separated subset of berth,berth-door,berth-door-agent,"
+                         "netavark,cni")
     ap.add_argument("--skip-dataplane", action="store_true")
     ap.add_argument("--skip-setup", action="store_true", help="no N-container trials")
     ap.add_argument("--skip-ports", action="store_true", help="no 200-port/range trials")
@@ -1013,7 +1065,7 @@ def main():
     # A private copy of berth, so that a rebuild during the run changes nothing.
     src = os.environ.get("BERTH", os.path.join(REPO, "target/dist/berth"))
     berth_bin = os.path.join(a.work, "berth")
-    if "berth" in only or "berth-door" in only:
+    if any(i.startswith("berth") for i in only):
         if not os.access(src, os.X_OK):
             notes.append(f"berth not measured: no executable at {src}")
             only = [i for i in only if not i.startswith("berth")]
