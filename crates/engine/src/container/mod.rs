@@ -44,7 +44,10 @@ pub fn list(engine: &mut Engine) -> Result<Vec<(Container, Vec<Endpoint>)>> {
         // them all).
         let mut by_container: HashMap<String, Vec<Endpoint>> = HashMap::new();
         for e in tx.all_endpoints()? {
-            by_container.entry(e.container_id.clone()).or_default().push(e);
+            by_container
+                .entry(e.container_id.clone())
+                .or_default()
+                .push(e);
         }
         Ok(tx
             .containers()?
