@@ -25,7 +25,6 @@ pub use model::{
 pub use tx::Tx;
 
 use rusqlite::{Connection, TransactionBehavior};
-use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -59,30 +58,47 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     checkpoints: Checkpoints,
-    /// `<db>-shm`, once read (see [`wal_frames`]). Declared after `conn`, so it is closed
-    /// after the connection is.
-    shm: RefCell<Option<std::fs::File>>,
 }
 
 /// The number of valid frames in the WAL: `mxFrame` of the WAL-index header at the start of
 /// `<db>-shm` (SQLite's file format, "WAL-index format": offset 16, native byte order). Its
 /// file size says nothing, as a restarted WAL keeps its length.
 ///
-/// The file is read through `shm`, a descriptor kept open as long as the connection: POSIX
-/// locks belong to the process, and closing *any* descriptor of a file drops all of them.
-/// Opening and closing `-shm` here each time dropped SQLite's own lock on it (the "dead man
-/// switch" that tells a new connection that others have the WAL index), so the next process
-/// to open the database took itself for the first, rebuilt the index from the WAL and found
-/// nothing checkpointed: the agent's checkpoints never let the WAL start over.
-fn wal_frames(db: &Path, shm: &RefCell<Option<std::fs::File>>) -> Option<u32> {
+/// The file is read through a descriptor this process keeps open until it exits, one per
+/// `-shm` file (by device and inode), whatever its connections do: POSIX locks belong to
+/// the process, and closing *any* descriptor of a file drops all of them. Opening and
+/// closing `-shm` here each time dropped SQLite's own lock on it (the "dead man switch" that
+/// tells a new connection that others have the WAL index), so the next process to open the
+/// database took itself for the first, truncated `-shm` under the others' mappings and
+/// rebuilt the index by reading the whole WAL. One descriptor per connection, closed with
+/// it, still did that whenever one connection of several closed (the agent's firewall
+/// repair opens and drops one): every door call after it paid the rebuild (~0.5 ms).
+fn wal_frames(db: &Path) -> Option<u32> {
     use std::os::unix::fs::FileExt;
-    let mut shm = shm.borrow_mut();
-    if shm.is_none() {
-        *shm = Some(std::fs::File::open(db.with_extension("db-shm")).ok()?);
-    }
     let mut header = [0u8; 20];
-    shm.as_ref()?.read_exact_at(&mut header, 0).ok()?;
+    shm_file(&db.with_extension("db-shm"))?
+        .read_exact_at(&mut header, 0)
+        .ok()?;
     Some(u32::from_ne_bytes(header[16..20].try_into().ok()?))
+}
+
+/// The process's descriptor of `shm` (see [`wal_frames`]): opened at the first call for
+/// that file, never closed.
+fn shm_file(shm: &Path) -> Option<&'static std::fs::File> {
+    use std::os::unix::fs::MetadataExt;
+    static OPEN: std::sync::Mutex<Vec<((u64, u64), &'static std::fs::File)>> =
+        std::sync::Mutex::new(Vec::new());
+    let m = std::fs::metadata(shm).ok()?;
+    let key = (m.dev(), m.ino());
+    let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, f)) = open.iter().find(|(k, _)| *k == key) {
+        return Some(f);
+    }
+    let f = std::fs::File::open(shm).ok()?;
+    let m = f.metadata().ok()?;
+    let f: &'static std::fs::File = Box::leak(Box::new(f));
+    open.push(((m.dev(), m.ino()), f));
+    Some(f)
 }
 
 /// Closing bounds the WAL (see [`Store::bound_wal`]).
@@ -109,7 +125,7 @@ impl Store {
             Checkpoints::Here => WAL_CHECKPOINT_PAGES,
             Checkpoints::Elsewhere => WAL_UNATTENDED_PAGES,
         };
-        if wal_frames(&self.path, &self.shm).is_some_and(|n| n > bound) {
+        if wal_frames(&self.path).is_some_and(|n| n > bound) {
             let _ = self.conn.busy_timeout(Duration::ZERO);
             let _ = self
                 .conn
@@ -213,7 +229,6 @@ impl Store {
             conn,
             path,
             checkpoints,
-            shm: RefCell::new(None),
         })
     }
 
@@ -223,7 +238,7 @@ impl Store {
     /// frames and how many of them are now in the database file, or `None` when the WAL
     /// was shorter.
     pub fn checkpoint_past(&mut self, past: u32) -> Result<Option<(u32, u32)>> {
-        if wal_frames(&self.path, &self.shm).is_none_or(|n| n <= past) {
+        if wal_frames(&self.path).is_none_or(|n| n <= past) {
             return Ok(None);
         }
         let (log, done): (i64, i64) = self
@@ -237,7 +252,7 @@ impl Store {
 
     /// Frames in the WAL now (0 when there is none).
     pub fn wal_frames(&self) -> u32 {
-        wal_frames(&self.path, &self.shm).unwrap_or(0)
+        wal_frames(&self.path).unwrap_or(0)
     }
 
     /// The database file.
