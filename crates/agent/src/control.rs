@@ -4,7 +4,8 @@
 //! asked of berth's DNS, no ports). `reload-ports ID [setup MICROS]` (a setup that published
 //! ports and asked for no names) is answered once container ID's `[::1]` relays listen,
 //! read by id, and reloads the rest later. `reap teardown MICROS ...` hands links and idle
-//! door networks to the `reaper` thread, answers `ok`, and reloads later. "Later" is the
+//! door networks (and any descriptors sent with it, see `reaper`) to the `reaper` thread,
+//! answers `ok`, and reloads later. "Later" is the
 //! `deferred` reload: one for a burst of requests, once the socket is quiet.
 //! `dns-port N` moves DNS to port N on every gateway (the netavark door's
 //! `NETAVARK_DNS_PORT`): `ok` once it listens there, else `error WHY` with DNS back on the
@@ -12,7 +13,7 @@
 
 use crate::deferred::Deferred;
 use crate::{snapshot, State};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -37,10 +38,15 @@ pub(crate) fn spawn(
     Ok(())
 }
 
+/// The longest request line read (a `reap` of a container with many relayed ports).
+const MAX_REQUEST: usize = 1 << 20;
+
 fn handle(conn: UnixStream, st: &mut State, deferred: &Deferred) -> std::io::Result<()> {
     conn.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut line = String::new();
-    BufReader::new(&conn).read_line(&mut line)?;
+    // A request may carry descriptors (`reap`: sockets to close on the reaper's thread);
+    // any other request's are closed when they drop here.
+    let (bytes, mut fds) = berth_kernel::fdpass::recv_line(&conn, MAX_REQUEST)?;
+    let line = String::from_utf8_lossy(&bytes).into_owned();
     let words: Vec<&str> = line.split_whitespace().collect();
     // `reap` and `reload-soon` are answered before their reload: the runtime need not wait
     // for it (a removed name may answer for a moment longer).
@@ -86,6 +92,10 @@ fn handle(conn: UnixStream, st: &mut State, deferred: &Deferred) -> std::io::Res
                     reload_after = true;
                     st.relays.close_ports(&job.ports);
                     st.metrics.relayed_ports.set(st.relays.len() as i64);
+                    let job = crate::reaper::Job {
+                        reap: job,
+                        close: std::mem::take(&mut fds),
+                    };
                     match st.reaper.send(job) {
                         Ok(()) => "ok".to_string(),
                         Err(e) => format!("error {e}"),

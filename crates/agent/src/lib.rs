@@ -8,8 +8,9 @@
 //! programs the peers of its overlay networks (`overlay`, when a store is configured), and
 //! exports metrics on 127.0.0.1:9355 (`metrics`). The doors tell it about changes over
 //! `<run-root>/agent.sock` (`control`; the client side is `berth_engine::agent`), and start it
-//! on demand; their teardowns hand it the link deletions they need not wait for (`reaper`). Killing it stops no other traffic: links, addresses, overlay peers and the
-//! firewall live in the kernel; DNS and `[::1]` ports work again once it restarts.
+//! on demand; their teardowns hand it the link deletions (and the socket
+//! closes) they need not wait for (`reaper`). Killing it stops no other traffic: links,
+//! addresses, overlay peers and the firewall live in the kernel; DNS and `[::1]` ports work again once it restarts.
 //!
 //! One instance per run root: `<run-root>/agent.pid` is held with `flock` while it runs.
 
@@ -74,7 +75,7 @@ pub(crate) struct State {
     /// Endpoints of other hosts, when a cluster store is configured.
     pub(crate) peers: Option<Arc<overlay::Peers>>,
     /// Deferred link and bridge deletions (`reaper`).
-    pub(crate) reaper: std::sync::mpsc::Sender<berth_engine::reap::Reap>,
+    pub(crate) reaper: std::sync::mpsc::Sender<reaper::Job>,
 }
 
 /// Runs the agent in the foreground until SIGTERM or SIGINT.

@@ -7,10 +7,15 @@
 //! that starts the next container on it within that time (`podman run --rm` in a loop)
 //! finds it ready, and one that does not gets it removed shortly after, as netavark would.
 //! `BERTH_BRIDGE_LINGER_MS` sets it (0: at once).
+//!
+//! A job may carry descriptors to close (a teardown's nf_tables socket, whose last close
+//! waits out the RCU grace period of its element deletions): this thread closes them after
+//! the job's link deletions, by which time that grace period has passed.
 
 use berth_engine::reap::{self, Reap};
 use berth_engine::{Engine, Paths};
 use std::collections::BTreeMap;
+use std::os::fd::OwnedFd;
 use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
@@ -24,9 +29,15 @@ fn linger() -> Duration {
         .map_or(LINGER, Duration::from_millis)
 }
 
+/// One hand-off: what to delete, and descriptors to close after.
+pub(crate) struct Job {
+    pub(crate) reap: Reap,
+    pub(crate) close: Vec<OwnedFd>,
+}
+
 /// Starts the thread; jobs sent on the returned channel run in order.
-pub(crate) fn spawn(paths: Paths) -> std::io::Result<Sender<Reap>> {
-    let (tx, rx) = channel::<Reap>();
+pub(crate) fn spawn(paths: Paths) -> std::io::Result<Sender<Job>> {
+    let (tx, rx) = channel::<Job>();
     let linger = linger();
     std::thread::Builder::new()
         .name("reaper".into())
@@ -52,11 +63,14 @@ pub(crate) fn spawn(paths: Paths) -> std::io::Result<Sender<Reap>> {
                 };
                 let now = Instant::now();
                 let mut work = Reap::default();
+                // Closed when this round ends, after its link deletions.
+                let mut _close = Vec::new();
                 if let Some(job) = job {
-                    work.links = job.links;
-                    for n in job.networks {
+                    work.links = job.reap.links;
+                    for n in job.reap.networks {
                         due.insert(n, now + linger);
                     }
+                    _close = job.close;
                 }
                 let ready: Vec<String> = due
                     .iter()

@@ -12,12 +12,14 @@
 //! setup/teardown metrics), `reload-soon [...]` (answered at once, reloaded later),
 //! `reload-ports ID [setup MICROS]` (answered once container ID's `[::1]` ports are relayed;
 //! the rest reloaded later), `reap teardown MICROS link=NAME... net=ID...` (the same, plus
-//! links and idle door networks to delete on the agent's own thread, `crate::reap`; answered
-//! before the reload),
+//! links and idle door networks to delete on the agent's own thread, `crate::reap`, with the
+//! teardown's nf_tables socket passed along for the agent to close; answered before the
+//! reload),
 //! `dns-port N` and `ping`.
 
 use crate::Paths;
 use std::io::{BufRead, BufReader, Write};
+use std::os::fd::BorrowedFd;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -37,9 +39,17 @@ pub fn enabled() -> bool {
 
 /// Sends one request and reads the answer line.
 pub fn request(paths: &Paths, line: &str) -> std::io::Result<String> {
-    let mut s = UnixStream::connect(paths.agent_socket())?;
+    request_with(paths, line, &[])
+}
+
+/// [`request`], handing the agent copies of `fds` with it (`SCM_RIGHTS`).
+pub fn request_with(paths: &Paths, line: &str, fds: &[BorrowedFd<'_>]) -> std::io::Result<String> {
+    let s = UnixStream::connect(paths.agent_socket())?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    s.write_all(format!("{line}\n").as_bytes())?;
+    match fds.is_empty() {
+        true => (&s).write_all(format!("{line}\n").as_bytes())?,
+        false => berth_kernel::fdpass::send(&s, format!("{line}\n").as_bytes(), fds)?,
+    }
     let mut answer = String::new();
     BufReader::new(s).read_line(&mut answer)?;
     Ok(answer.trim().to_string())
@@ -159,10 +169,16 @@ pub fn may_be_running(paths: &Paths) -> bool {
 }
 
 /// Hands `r` to a running agent (which re-reads the store after answering, as after a
-/// teardown); false when no agent took it.
-pub fn reap(paths: &Paths, r: &crate::reap::Reap, took: Duration) -> bool {
+/// teardown), with `close`: descriptors for the agent to close on its own thread
+/// (`crate::reap` says why). False when no agent took it.
+pub fn reap(
+    paths: &Paths,
+    r: &crate::reap::Reap,
+    took: Duration,
+    close: &[BorrowedFd<'_>],
+) -> bool {
     let line = format!("reap teardown {} {}", took.as_micros(), r.to_words());
-    !disabled() && request(paths, &line).is_ok_and(|a| a == "ok")
+    !disabled() && request_with(paths, &line, close).is_ok_and(|a| a == "ok")
 }
 
 /// Tells a running agent the store changed; starts none.

@@ -8,6 +8,11 @@
 //! agent answers at once and deletes them on its own thread (an idle network's bridge after
 //! a short linger, see the agent's `reaper`). Without an agent the door does it itself
 //! ([`run`]), as before.
+//!
+//! The teardown's nf_tables socket rides along (`SCM_RIGHTS`, `berth_kernel::fdpass`): the
+//! last close of a socket whose commit deleted elements flushes the kernel's deferred
+//! clean-up of that commit, an RCU grace period (~10 ms here), and the door would wait for it
+//! at its exit. The agent's reaper closes its copy after the job's link deletions.
 
 use crate::error::KernelContext;
 use crate::lock::Lock;

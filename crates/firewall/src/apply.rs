@@ -36,6 +36,13 @@ pub fn locate_nft() -> Result<PathBuf> {
         .ok_or_else(in_path)
 }
 
+impl std::os::fd::AsFd for Firewall {
+    /// The nf_tables socket (see `Nftables::as_fd`).
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.nl.as_fd()
+    }
+}
+
 impl Firewall {
     /// Opens an nf_tables netlink socket. Spawns nothing.
     pub fn open() -> Result<Firewall> {

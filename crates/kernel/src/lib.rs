@@ -5,8 +5,8 @@
 //! ([`netns`]), `/proc/sys` parameters ([`sysctl`]), the isolation a
 //! container process gets between fork and exec ([`process`]), nf_tables
 //! set elements and change notifications ([`nftables`]) and conntrack entry
-//! deletion ([`conntrack`]), and batched UDP receive and send for the DNS
-//! server ([`udp`]). It is synchronous and keeps kernel errors typed
+//! deletion ([`conntrack`]), batched UDP receive and send for the DNS
+//! server ([`udp`]), and descriptors passed over unix sockets ([`fdpass`]). It is synchronous and keeps kernel errors typed
 //! ([`Error`]).
 //!
 //! It must not: spawn `ip`, `bridge`, `sysctl`, `nft`, `conntrack` or any
@@ -19,6 +19,7 @@
 
 pub mod conntrack;
 mod error;
+pub mod fdpass;
 pub mod netlink;
 pub mod netns;
 pub mod nftables;

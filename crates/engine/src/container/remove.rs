@@ -8,6 +8,7 @@ use berth_firewall::{Firewall, Update};
 use berth_kernel::{netns, process as kproc};
 use berth_store::{Container, ContainerState, Endpoint};
 use std::collections::BTreeMap;
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 /// Signals the container's process group (a detached container leads its own), else the
@@ -127,7 +128,7 @@ pub(crate) fn teardown(engine: &mut Engine, c: &Container, eps: &[Endpoint]) -> 
     let mut errors = Vec::new();
     // One nf_tables socket for the whole teardown, closed at its end: closing it waits for
     // the kernel's clean-up of the last commit (an RCU grace period), which by then has
-    // passed during the link deletions.
+    // passed during the link deletions, or which a running agent waits out (crate::reap).
     let mut fw = match Firewall::open() {
         Ok(fw) => Some(fw),
         Err(e) => {
@@ -198,20 +199,25 @@ pub(crate) fn teardown(engine: &mut Engine, c: &Container, eps: &[Endpoint]) -> 
         errors.push(e.to_string());
     }
     phases.mark("files-row");
-    drop(fw);
     if host_end == endpoint::HostEnd::Handoff {
         let reap = crate::reap::Reap {
             links: eps.iter().map(|e| e.host_ifname.clone()).collect(),
             networks: eps.iter().map(|e| e.network_id.clone()).collect(),
             ports: relayed.iter().map(|r| (r.proto, r.host_port)).collect(),
         };
+        // The nf_tables socket goes along: its last close waits for the grace period of
+        // the element deletions (crate::reap), which the agent's thread can wait out.
+        let close: Vec<_> = fw.as_ref().map(|f| f.as_fd()).into_iter().collect();
         // An agent that went away meanwhile: do it here after all.
-        if !crate::agent::reap(&engine.paths, &reap, t0.elapsed()) {
+        if !crate::agent::reap(&engine.paths, &reap, t0.elapsed(), &close) {
             errors.extend(crate::reap::run(engine, &reap));
         }
     } else if !eps.is_empty() {
         crate::agent::notify_if_running(&engine.paths, Some(("teardown", t0.elapsed())));
     }
+    phases.mark("agent");
+    drop(fw);
+    phases.mark("fw-close");
     match errors.is_empty() {
         true => Ok(()),
         false => Err(Error::Incomplete(errors)),

@@ -21,6 +21,14 @@ pub struct Nftables {
     socket: NfSocket,
 }
 
+impl std::os::fd::AsFd for Nftables {
+    /// The socket, for handing it to another process to close (the last close of a socket
+    /// that committed deletions waits for an RCU grace period; see `berth_engine::reap`).
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.socket.as_fd()
+    }
+}
+
 impl Nftables {
     /// Opens a socket in the calling thread's network namespace.
     pub fn open() -> Result<Nftables> {

@@ -7,7 +7,7 @@
 
 use std::collections::HashSet;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 
 use netlink_packet_core::{NLMSG_DONE, NLMSG_ERROR, NLMSG_OVERRUN, NLM_F_DUMP_INTR};
 use netlink_sys::{protocols::NETLINK_NETFILTER, Socket};
@@ -44,6 +44,14 @@ pub(crate) struct NfSocket {
     seq: u32,
     buf: Vec<u8>,
     sndbuf: usize,
+}
+
+impl AsFd for NfSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the fd belongs to the socket owned by self, so it stays open for as long
+        // as the returned borrow of self.
+        unsafe { BorrowedFd::borrow_raw(self.socket.as_raw_fd()) }
+    }
 }
 
 impl NfSocket {
