@@ -113,11 +113,13 @@ fn handle(conn: UnixStream, st: &mut State, deferred: &Deferred) -> std::io::Res
         },
         _ => format!("error unknown request {:?}", line.trim()),
     };
-    (&conn).write_all(format!("{answer}\n").as_bytes())?;
+    // A posted request's door is gone by now (`berth_engine::agent::post`): the answer
+    // then fails, and the reload still follows.
+    let answered = (&conn).write_all(format!("{answer}\n").as_bytes());
     if reload_after {
         deferred.request();
     }
-    Ok(())
+    answered
 }
 
 /// The part of a setup's reload its runtime waits for when it asked for no names: the
