@@ -328,7 +328,7 @@ fn a_setup_without_names_or_ports_does_not_wait_for_the_agent_reload_but_gets_it
 }
 
 #[test]
-fn a_setup_with_ports_waits_for_its_relays_only_and_its_teardown_closes_them() {
+fn a_setup_with_ports_has_its_relays_listening_on_return_and_its_teardown_closes_them() {
     let sb = Sandbox::new();
     let (first, netns) = (netns_file(&sb, "nsf"), netns_file(&sb, "nsp"));
     let door = |verb: &str, netns: &str, opts: &str| {
@@ -341,8 +341,9 @@ fn a_setup_with_ports_waits_for_its_relays_only_and_its_teardown_closes_them() {
     };
     // A first setup (DNS on) starts the agent.
     door("setup", &first, &options_for('f', "first"));
-    // DNS off, one published port: the agent answers `reload-ports` once [::1]:18080 is
-    // relayed, and reloads the rest (DNS) later.
+    // DNS off, one published port: the door binds [::1]:18080 itself and passes the socket
+    // to the agent (`adopt-ports`, not waited for), which relays it and reloads the rest
+    // (DNS) later.
     let mut v: Value = serde_json::from_str(&options_for('p', "ported")).unwrap();
     v["network_info"]["n9"]["dns_enabled"] = false.into();
     v["port_mappings"] = json!([{"host_ip": "", "container_port": 80, "host_port": 18080,

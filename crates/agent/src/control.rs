@@ -3,7 +3,8 @@
 //! at once and reloads later: a setup that needs nothing served before it returns (no names
 //! asked of berth's DNS, no ports). `reload-ports ID [setup MICROS]` (a setup that published
 //! ports and asked for no names) is answered once container ID's `[::1]` relays listen,
-//! read by id, and reloads the rest later. `reap teardown MICROS ...` hands links and idle
+//! read by id, and reloads the rest later. `adopt-ports ID port=PROTO/PORT... [setup
+//! MICROS]` does the same with the listening sockets its door bound and passed along. `reap teardown MICROS ...` hands links and idle
 //! door networks (and any descriptors sent with it, see `reaper`) to the `reaper` thread,
 //! answers `ok`, and reloads later. "Later" is the
 //! `deferred` reload: one for a burst of requests, once the socket is quiet.
@@ -83,6 +84,24 @@ fn handle(conn: UnixStream, st: &mut State, deferred: &Deferred) -> std::io::Res
                 Ok(Err(e)) | Err(e) => format!("error {e}"),
             }
         }
+        ["adopt-ports", id, rest @ ..] => {
+            let (ports, timing) = match rest {
+                [ports @ .., "setup", micros] => (ports, micros.parse::<u64>().ok()),
+                ports => (ports, None),
+            };
+            if let Some(us) = timing {
+                st.metrics.observe("setup", Duration::from_micros(us));
+            }
+            reload_after = true;
+            match adopt_ports(st, id, ports, std::mem::take(&mut fds)) {
+                Ok(Ok(())) => "ok".to_string(),
+                Ok(Err(e)) | Err(e) => {
+                    // Nobody reads the answer (the door posted the request).
+                    tracing::warn!("adopt-ports {id}: {e}");
+                    format!("error {e}")
+                }
+            }
+        }
         ["reap", "teardown", micros, rest @ ..] => {
             match berth_engine::reap::Reap::parse(rest.iter().copied()) {
                 Ok(job) => {
@@ -135,6 +154,60 @@ fn reload_ports(st: &mut State, id: &str) -> Result<Result<(), String>, String> 
     let relayed = st.relays.add(&mine);
     st.metrics.relayed_ports.set(st.relays.len() as i64);
     Ok(relayed)
+}
+
+/// `adopt-ports`: container `id`'s `[::1]` relays, on the sockets its door bound (`fds`, one
+/// per `port=PROTO/PORT` word, in order). The targets come from the store, read by id as in
+/// [`reload_ports`]; a relay of the container the door did not bind is bound here, and a
+/// socket for a port the store does not relay for it is closed.
+fn adopt_ports(
+    st: &mut State,
+    id: &str,
+    words: &[&str],
+    fds: Vec<std::os::fd::OwnedFd>,
+) -> Result<Result<(), String>, String> {
+    use berth_engine::ports::spec::Proto;
+    let ports = words
+        .iter()
+        .map(|w| {
+            w.strip_prefix("port=")
+                .and_then(|p| p.split_once('/'))
+                .and_then(|(proto, n)| Some((Proto::parse(proto)?, n.parse::<u16>().ok()?)))
+                .ok_or_else(|| format!("invalid adopt-ports argument {w:?}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if ports.len() != fds.len() {
+        return Err(format!("{} ports but {} sockets", ports.len(), fds.len()));
+    }
+    let mine =
+        berth_engine::ports::relay::relays_of(&mut st.engine, id).map_err(|e| e.to_string())?;
+    let mut given = Vec::new();
+    for ((proto, port), fd) in ports.into_iter().zip(fds) {
+        if let Some(r) = mine
+            .iter()
+            .find(|r| r.proto == proto && r.host_port == port)
+        {
+            given.push((*r, fd));
+        }
+    }
+    let rest: Vec<_> = mine
+        .iter()
+        .filter(|r| !given.iter().any(|(g, _)| g == *r))
+        .copied()
+        .collect();
+    let adopted = st.relays.adopt(given);
+    let added = st.relays.add(&rest);
+    st.metrics.relayed_ports.set(st.relays.len() as i64);
+    if st.peers.is_some() {
+        // As in `reload_ports`: with overlay peers, the whole reload now (it keeps the
+        // relays just adopted).
+        reload(st)??;
+    }
+    Ok(match (adopted, added) {
+        (Ok(()), Ok(())) => Ok(()),
+        (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
+        (Err(a), Err(b)) => Err(format!("{a}; {b}")),
+    })
 }
 
 /// Re-reads the store, programs overlay peers (a new VXLAN device gets its entries before

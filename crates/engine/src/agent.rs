@@ -11,16 +11,17 @@
 //! `[::1]` relay serve the new state, else `error WHY`; the optional timing feeds the
 //! setup/teardown metrics), `reload-soon [...]` (answered at once, reloaded later),
 //! `reload-ports ID [setup MICROS]` (answered once container ID's `[::1]` ports are relayed;
-//! the rest reloaded later), `reap teardown MICROS link=NAME... net=ID...` (the same, plus
+//! the rest reloaded later), `adopt-ports ID port=PROTO/PORT... [setup MICROS]` (the same
+//! ports' sockets, bound by the door and passed with the request: [`adopt_ports`]), `reap teardown MICROS link=NAME... net=ID...` (the same, plus
 //! links and idle door networks to delete on the agent's own thread, `crate::reap`, with the
 //! teardown's nf_tables socket passed along for the agent to close; answered before the
 //! reload),
-//! `dns-port N` and `ping`. A door does not wait for the answer to `reload-soon` or to a
-//! `reap` with no `[::1]` port ([`post`]): the agent reads a request after its door has gone.
+//! `dns-port N` and `ping`. A door does not wait for the answer to `reload-soon`, `adopt-ports` or
+//! a `reap` with no `[::1]` port ([`post`]): the agent reads a request after its door has gone.
 
 use crate::Paths;
 use std::io::{BufRead, BufReader, Write};
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -183,6 +184,53 @@ pub fn notify_with(
         Err(e) => tracing::warn!(
             "berth agent not reachable ({e}): DNS, firewall repair and [::1] ports are not updated"
         ),
+    }
+}
+
+/// A setup's `[::1]` relays (`relays`, container `id`'s), bound here and posted to the agent
+/// with `adopt-ports ID port=PROTO/PORT... [setup MICROS]` and their sockets: each port takes
+/// connections from now on (the kernel queues them until the agent serves the socket), and
+/// the door waits for nothing. When a port cannot be bound here (held by the agent's relay
+/// of a container not yet reloaded away, or by anyone), or there are more than a request
+/// carries, it falls back to `reload-ports`: the agent binds them and the door waits.
+pub fn adopt_ports(
+    paths: &Paths,
+    timing: Option<(&str, Duration)>,
+    start_args: &[String],
+    id: &str,
+    relays: &[crate::ports::relay::Relay],
+) {
+    use crate::ports::relay;
+    if disabled() {
+        return;
+    }
+    let fallback = || notify_with(paths, timing, start_args, Wait::Ports(id));
+    if relays.len() > berth_kernel::fdpass::MAX_FDS {
+        return fallback();
+    }
+    let mut words = vec![format!("adopt-ports {id}")];
+    let mut sockets = Vec::new();
+    for r in relays {
+        match relay::listen(r) {
+            Ok(s) => {
+                words.push(format!("port={}/{}", r.proto.as_str(), r.host_port));
+                sockets.push(s);
+            }
+            Err(e) if relay::no_v6_loopback(&e) => {}
+            Err(_) => return fallback(),
+        }
+    }
+    if sockets.is_empty() {
+        return notify_with(paths, timing, start_args, Wait::No);
+    }
+    let line = reload_line(&words.join(" "), timing);
+    let fds: Vec<BorrowedFd<'_>> = sockets.iter().map(|s| s.as_fd()).collect();
+    let posted = post(paths, &line, &fds).or_else(|_| {
+        start(paths, start_args)?;
+        post(paths, &line, &fds)
+    });
+    if let Err(e) = posted {
+        tracing::warn!("berth agent not reachable ({e}): [::1] ports are not relayed");
     }
 }
 

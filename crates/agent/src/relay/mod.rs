@@ -6,8 +6,9 @@
 //! towards the container that goes after an idle timeout (`udp`). No process and no rule per
 //! port. At each reload the listener set is made to match the store: unchanged listeners are
 //! kept, removed ones are closed (with their connections) before the answer goes back, new
-//! ones are bound. A door's setup adds its container's listeners on their own (`add`), and
-//! its teardown closes them (`close_ports`), before the agent answers; the reload that
+//! ones are bound. A door's setup adds its container's listeners on their own (`add`; or
+//! binds them itself and passes them over, `adopt`), and its teardown closes them
+//! (`close_ports`), before the agent answers; the reload that
 //! matches the whole set follows (the agent's `deferred`). If the agent dies, `[::1]` mappings stop until it is restarted; every
 //! other address of a mapping stays kernel-only.
 
@@ -19,6 +20,7 @@ mod udp;
 use berth_engine::ports::relay::Relay;
 use berth_engine::ports::spec::Proto;
 use std::collections::{BTreeMap, BTreeSet};
+use std::os::fd::OwnedFd;
 use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
@@ -86,6 +88,40 @@ impl Relays {
         self.bind_all(want)
     }
 
+    /// Serves `given`: sockets a door bound on these relays' ports (`adopt-ports`), replacing
+    /// a listener on the same host port with another target, as [`Relays::add`] does. A
+    /// relay served already keeps its listener (the given socket is closed).
+    pub(crate) fn adopt(&mut self, given: Vec<(Relay, OwnedFd)>) -> Result<(), String> {
+        let replaced: Vec<Relay> = self
+            .active
+            .keys()
+            .filter(|a| {
+                given
+                    .iter()
+                    .any(|(r, _)| r.proto == a.proto && r.host_port == a.host_port && r != *a)
+            })
+            .copied()
+            .collect();
+        self.close(&replaced);
+        let mut errors = Vec::new();
+        for (r, fd) in given {
+            if self.active.contains_key(&r) {
+                continue;
+            }
+            match self.serve(&r, fd) {
+                Ok(task) => {
+                    tracing::debug!(listen = %r.listen(), target = %r.target, "relaying (adopted)");
+                    self.active.insert(r, task);
+                }
+                Err(e) => errors.push(format!("relay {}/{}: {e}", r.listen(), r.proto.as_str())),
+            }
+        }
+        match errors.is_empty() {
+            true => Ok(()),
+            false => Err(errors.join("; ")),
+        }
+    }
+
     /// Closes the listeners on host ports `ports` (a torn-down container's), before returning.
     pub(crate) fn close_ports(&mut self, ports: &[(Proto, u16)]) {
         let gone: Vec<Relay> = self
@@ -137,17 +173,22 @@ impl Relays {
     /// Binds the listening socket here (so a failure is reported to the door) and hands it
     /// to the relay thread.
     fn bind(&self, r: &Relay) -> std::io::Result<JoinHandle<()>> {
+        // The same socket a door binds (`SO_REUSEADDR` on TCP listeners).
+        self.serve(r, berth_engine::ports::relay::listen(r)?)
+    }
+
+    /// Hands `socket`, bound on `r`'s port, to the relay thread.
+    fn serve(&self, r: &Relay, socket: OwnedFd) -> std::io::Result<JoinHandle<()>> {
         let _guard = self.rt.enter();
         match r.proto {
             Proto::Tcp => {
-                // std sets SO_REUSEADDR on listeners, as the engine's probe does.
-                let l = std::net::TcpListener::bind(r.listen())?;
+                let l = std::net::TcpListener::from(socket);
                 l.set_nonblocking(true)?;
                 let l = tokio::net::TcpListener::from_std(l)?;
                 Ok(self.rt.spawn(tcp::serve(l, r.target)))
             }
             Proto::Udp => {
-                let s = std::net::UdpSocket::bind(r.listen())?;
+                let s = std::net::UdpSocket::from(socket);
                 s.set_nonblocking(true)?;
                 let s = tokio::net::UdpSocket::from_std(s)?;
                 Ok(self.rt.spawn(udp::serve(s, r.target, UDP_IDLE)))
@@ -158,8 +199,5 @@ impl Relays {
 }
 
 fn no_v6_loopback(e: &std::io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EADDRNOTAVAIL | libc::EAFNOSUPPORT)
-    )
+    berth_engine::ports::relay::no_v6_loopback(e)
 }

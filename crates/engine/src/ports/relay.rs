@@ -27,6 +27,27 @@ impl Relay {
     }
 }
 
+/// A listening socket on `r`'s `[::1]` port: a TCP listener (`SO_REUSEADDR`, as the
+/// engine's probe and the agent bind theirs) or a bound UDP socket. A door binds its
+/// container's and hands them to the agent (`crate::agent::adopt_ports`), so the port takes
+/// connections when the door returns without the door waiting for the agent.
+pub fn listen(r: &Relay) -> std::io::Result<std::os::fd::OwnedFd> {
+    match r.proto {
+        Proto::Tcp => Ok(std::net::TcpListener::bind(r.listen())?.into()),
+        Proto::Udp => Ok(std::net::UdpSocket::bind(r.listen())?.into()),
+        Proto::Sctp => Err(std::io::Error::other("no SCTP relay")),
+    }
+}
+
+/// Whether `e`, from binding `[::1]`, says the host has no IPv6 loopback (IPv6 off):
+/// nothing to relay there.
+pub fn no_v6_loopback(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EADDRNOTAVAIL | libc::EAFNOSUPPORT)
+    )
+}
+
 /// Whether a mapping on `host` takes connections to `[::1]`.
 pub(crate) fn covers_v6_loopback(host: HostIp) -> bool {
     match host {

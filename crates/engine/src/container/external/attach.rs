@@ -234,17 +234,25 @@ pub fn attach(engine: &mut Engine, req: &AttachRequest) -> Result<Vec<Attached>>
     phases.mark("build");
     // Ports and names must be served when the runtime starts the container; anything
     // else the agent may pick up just after.
+    let timing = Some(("setup", t0.elapsed()));
     let wait = match (req.uses_names, checked.publish.is_empty()) {
         (true, _) => crate::agent::Wait::All,
         (false, false) => crate::agent::Wait::Ports(&id),
         (false, true) => crate::agent::Wait::No,
     };
-    crate::agent::notify_with(
-        &engine.paths,
-        Some(("setup", t0.elapsed())),
-        &req.agent_args,
-        wait,
-    );
+    // Ports and no names: the door binds the `[::1]` relays itself and hands them over.
+    let relays = match wait {
+        crate::agent::Wait::Ports(_) if crate::agent::enabled() => {
+            crate::ports::relay::relays_of(engine, &id).ok()
+        }
+        _ => None,
+    };
+    match relays {
+        Some(relays) => {
+            crate::agent::adopt_ports(&engine.paths, timing, &req.agent_args, &id, &relays)
+        }
+        None => crate::agent::notify_with(&engine.paths, timing, &req.agent_args, wait),
+    }
     phases.mark("agent");
     Ok(out)
 }
