@@ -136,17 +136,15 @@ pub(crate) fn teardown(engine: &mut Engine, c: &Container, eps: &[Endpoint]) -> 
             None
         }
     };
-    // The `[::1]` ports a running agent relays for this container, read while the rows are
-    // there: the agent closes them before answering the hand-off (crate::reap).
     let handoff =
         c.owner.is_some() && !eps.is_empty() && crate::agent::may_be_running(&engine.paths);
-    let relayed = match handoff {
-        true => crate::ports::relay::relays_of(engine, &c.id).unwrap_or_default(),
-        false => Vec::new(),
-    };
+    // The `[::1]` ports a running agent relays for this container, from the rows unpublish
+    // reads: the agent closes them before answering the hand-off (crate::reap).
+    let mut relayed = Vec::new();
     if let Some(fw) = fw.as_mut() {
-        if let Err(e) = unpublish(engine, fw, c, eps) {
-            errors.push(e.to_string());
+        match unpublish(engine, fw, c, eps) {
+            Ok(r) => relayed = r,
+            Err(e) => errors.push(e.to_string()),
         }
     }
     phases.mark("unpublish");
@@ -225,13 +223,13 @@ pub(crate) fn teardown(engine: &mut Engine, c: &Container, eps: &[Endpoint]) -> 
 }
 
 /// Removes a container's port elements and flushes their conntrack entries. Its rows go
-/// with the container's row.
+/// with the container's row. Returns the `[::1]` relays those ports had.
 pub(crate) fn unpublish(
     engine: &mut Engine,
     fw: &mut Firewall,
     c: &Container,
     eps: &[Endpoint],
-) -> Result<()> {
+) -> Result<Vec<ports::relay::Relay>> {
     let (rows, nets) = engine.store.read(|tx| -> Result<_> {
         let rows = tx.ports_of_container(&c.id)?;
         // The endpoints' networks say which endpoint the ports lead into.
@@ -242,10 +240,14 @@ pub(crate) fn unpublish(
         Ok((rows, nets))
     })?;
     if rows.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
+    let relays = rows
+        .iter()
+        .filter_map(|p| ports::relay::relay_of(p, eps, &nets))
+        .collect();
     let Some(ep) = crate::fw::published_endpoint(eps, &nets) else {
-        return Ok(());
+        return Ok(relays);
     };
     let (v4, v6) = ports::targets(std::slice::from_ref(ep));
     let elements = ports::elements(&rows, v4, v6);
@@ -270,5 +272,5 @@ pub(crate) fn unpublish(
         _ => ports::flush_conntrack(&elements)?,
     };
     tracing::debug!(target: "berth::timing", verb = "teardown", phase = "conntrack", us = t.elapsed().as_micros() as u64, flushed);
-    Ok(())
+    Ok(relays)
 }

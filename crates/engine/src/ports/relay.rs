@@ -101,8 +101,9 @@ pub fn relays_of(engine: &mut Engine, container_id: &str) -> Result<Vec<Relay>> 
     })
 }
 
-/// The relay of mapping `p` of a container with endpoints `eps`, if it needs one.
-fn relay_of(
+/// The relay of mapping `p` of a container with endpoints `eps` (on networks `nets`), if it
+/// needs one.
+pub fn relay_of(
     p: &berth_store::PortMapping,
     eps: &[Endpoint],
     nets: &BTreeMap<String, Network>,

@@ -119,7 +119,7 @@ pub fn attach(engine: &mut Engine, req: &AttachRequest) -> Result<Vec<Attached>>
         }
     }
     phases.mark("check");
-    let (created, eps, published) = engine.store.write(|tx| -> Result<_> {
+    let (created, eps, published, relays) = engine.store.write(|tx| -> Result<_> {
         let existing = tx.container_by_id(&id)?;
         let created = match &existing {
             Some(c) if c.owner != fresh.owner => {
@@ -172,6 +172,7 @@ pub fn attach(engine: &mut Engine, req: &AttachRequest) -> Result<Vec<Attached>>
             eps.push(ep);
         }
         let mut published = Vec::new();
+        let mut relays = Vec::new();
         if !checked.publish.is_empty() && (created || tx.ports_of_container(&id)?.is_empty()) {
             let all: Vec<Endpoint> = before.iter().chain(&eps).cloned().collect();
             // The networks of those endpoints: this call's, and those of an earlier call's.
@@ -195,8 +196,14 @@ pub fn attach(engine: &mut Engine, req: &AttachRequest) -> Result<Vec<Attached>>
             let rows = ports::allocate(tx, &id, &checked.publish, false)?;
             tx.insert_ports(&rows)?;
             published = ports::elements(&rows, v4, v6);
+            // The container's `[::1]` relays (these are all its ports), for the agent.
+            relays = rows
+                .iter()
+                .filter_map(|p| ports::relay::relay_of(p, &all, &nets))
+                .collect();
+            relays.sort();
         }
-        Ok((created, eps, published))
+        Ok((created, eps, published, relays))
     })?;
     phases.mark("record");
     let mut out = Vec::new();
@@ -241,17 +248,11 @@ pub fn attach(engine: &mut Engine, req: &AttachRequest) -> Result<Vec<Attached>>
         (false, true) => crate::agent::Wait::No,
     };
     // Ports and no names: the door binds the `[::1]` relays itself and hands them over.
-    let relays = match wait {
-        crate::agent::Wait::Ports(_) if crate::agent::enabled() => {
-            crate::ports::relay::relays_of(engine, &id).ok()
-        }
-        _ => None,
-    };
-    match relays {
-        Some(relays) => {
+    match wait {
+        crate::agent::Wait::Ports(_) => {
             crate::agent::adopt_ports(&engine.paths, timing, &req.agent_args, &id, &relays)
         }
-        None => crate::agent::notify_with(&engine.paths, timing, &req.agent_args, wait),
+        _ => crate::agent::notify_with(&engine.paths, timing, &req.agent_args, wait),
     }
     phases.mark("agent");
     Ok(out)
