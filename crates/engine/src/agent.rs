@@ -20,7 +20,7 @@
 //! a `reap` with no `[::1]` port ([`post`]): the agent reads a request after its door has gone.
 
 use crate::Paths;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
@@ -49,20 +49,27 @@ pub fn request(paths: &Paths, line: &str) -> std::io::Result<String> {
 /// side has closed. For requests whose caller needs nothing served before it returns.
 pub fn post(paths: &Paths, line: &str, fds: &[BorrowedFd<'_>]) -> std::io::Result<()> {
     let s = UnixStream::connect(paths.agent_socket())?;
-    match fds.is_empty() {
-        true => (&s).write_all(format!("{line}\n").as_bytes()),
-        false => berth_kernel::fdpass::send(&s, format!("{line}\n").as_bytes(), fds),
-    }
+    berth_kernel::fdpass::send(&s, format!("{line}\n").as_bytes(), fds)
+}
+
+/// [`post`], starting the agent with `start_args` when none answers.
+fn post_starting(
+    paths: &Paths,
+    start_args: &[String],
+    line: &str,
+    fds: &[BorrowedFd<'_>],
+) -> std::io::Result<()> {
+    post(paths, line, fds).or_else(|_| {
+        start(paths, start_args)?;
+        post(paths, line, fds)
+    })
 }
 
 /// [`request`], handing the agent copies of `fds` with it (`SCM_RIGHTS`).
 pub fn request_with(paths: &Paths, line: &str, fds: &[BorrowedFd<'_>]) -> std::io::Result<String> {
     let s = UnixStream::connect(paths.agent_socket())?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    match fds.is_empty() {
-        true => (&s).write_all(format!("{line}\n").as_bytes())?,
-        false => berth_kernel::fdpass::send(&s, format!("{line}\n").as_bytes(), fds)?,
-    }
+    berth_kernel::fdpass::send(&s, format!("{line}\n").as_bytes(), fds)?;
     let mut answer = String::new();
     BufReader::new(s).read_line(&mut answer)?;
     Ok(answer.trim().to_string())
@@ -156,11 +163,7 @@ pub fn notify_with(
     if let Wait::No = wait {
         // Nothing to wait for: the request is left in the agent's socket (it reads it just
         // after), which spares this call the agent's wake-up (~0.25 ms on this VM).
-        let posted = post(paths, &line, &[]).or_else(|_| {
-            start(paths, start_args)?;
-            post(paths, &line, &[])
-        });
-        if let Err(e) = posted {
+        if let Err(e) = post_starting(paths, start_args, &line, &[]) {
             tracing::warn!("berth agent not reachable ({e}): DNS, firewall repair and [::1] ports are not updated");
         }
         return;
@@ -225,11 +228,7 @@ pub fn adopt_ports(
     }
     let line = reload_line(&words.join(" "), timing);
     let fds: Vec<BorrowedFd<'_>> = sockets.iter().map(|s| s.as_fd()).collect();
-    let posted = post(paths, &line, &fds).or_else(|_| {
-        start(paths, start_args)?;
-        post(paths, &line, &fds)
-    });
-    if let Err(e) = posted {
+    if let Err(e) = post_starting(paths, start_args, &line, &fds) {
         tracing::warn!("berth agent not reachable ({e}): [::1] ports are not relayed");
     }
 }

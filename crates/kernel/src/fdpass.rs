@@ -61,17 +61,42 @@ fn cmsg_space() -> usize {
     unsafe { libc::CMSG_SPACE((MAX_FDS * std::mem::size_of::<RawFd>()) as u32) as usize }
 }
 
+/// A control buffer for up to [`MAX_FDS`] descriptors (u64 words keep it aligned for
+/// cmsghdr).
+fn control_buffer() -> Vec<u64> {
+    vec![0u64; cmsg_space().div_ceil(8)]
+}
+
+/// A message header over the one buffer `iov`, without control data.
+fn header(iov: &mut libc::iovec) -> libc::msghdr {
+    // SAFETY: msghdr is plain data; all-zero is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 1;
+    msg
+}
+
+/// Runs `call` (a system call returning -1 on failure) until it is not interrupted.
+fn retrying(mut call: impl FnMut() -> isize) -> io::Result<usize> {
+    loop {
+        let n = call();
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
 fn sendmsg(sock: RawFd, bytes: &[u8], fds: &[RawFd]) -> io::Result<usize> {
     let mut iov = libc::iovec {
         iov_base: bytes.as_ptr() as *mut libc::c_void,
         iov_len: bytes.len(),
     };
-    // u64 words keep the control buffer aligned for cmsghdr.
-    let mut control = vec![0u64; cmsg_space().div_ceil(8)];
-    // SAFETY: msghdr is plain data; all-zero is a valid empty header.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
+    let mut control = control_buffer();
+    let mut msg = header(&mut iov);
     if !fds.is_empty() {
         let len = std::mem::size_of_val(fds);
         msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
@@ -87,17 +112,8 @@ fn sendmsg(sock: RawFd, bytes: &[u8], fds: &[RawFd]) -> io::Result<usize> {
             std::ptr::copy_nonoverlapping(fds.as_ptr() as *const u8, libc::CMSG_DATA(c), len);
         }
     }
-    loop {
-        // SAFETY: msg points at iov and control, both alive for the call.
-        let n = unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
+    // SAFETY: msg points at iov and control, both alive for the call.
+    retrying(|| unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) })
 }
 
 fn recvmsg(sock: RawFd, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
@@ -105,24 +121,12 @@ fn recvmsg(sock: RawFd, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<us
         iov_base: buf.as_mut_ptr() as *mut libc::c_void,
         iov_len: buf.len(),
     };
-    let mut control = vec![0u64; cmsg_space().div_ceil(8)];
-    // SAFETY: msghdr is plain data; all-zero is a valid empty header.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
+    let mut control = control_buffer();
+    let mut msg = header(&mut iov);
     msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
     msg.msg_controllen = control.len() * 8;
-    let n = loop {
-        // SAFETY: msg points at iov and control, both alive for the call.
-        let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
-        if n >= 0 {
-            break n as usize;
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    };
+    // SAFETY: msg points at iov and control, both alive for the call.
+    let n = retrying(|| unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) })?;
     // SAFETY: the kernel filled msg_control with msg_controllen bytes of cmsghdrs; the
     // CMSG_* walk stays inside them, and each SCM_RIGHTS descriptor is new to this process
     // (ours to own and close).

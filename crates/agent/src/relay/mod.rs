@@ -75,6 +75,12 @@ impl Relays {
     /// host port with another target (a mapping whose container went, not yet reloaded):
     /// that one is replaced. For a setup, which adds one container's ports.
     pub(crate) fn add(&mut self, want: &[Relay]) -> Result<(), String> {
+        self.close_replaced(want);
+        self.bind_all(want)
+    }
+
+    /// Closes the listeners on the host ports of `want` that lead elsewhere.
+    fn close_replaced(&mut self, want: &[Relay]) {
         let replaced: Vec<Relay> = self
             .active
             .keys()
@@ -85,24 +91,14 @@ impl Relays {
             .copied()
             .collect();
         self.close(&replaced);
-        self.bind_all(want)
     }
 
     /// Serves `given`: sockets a door bound on these relays' ports (`adopt-ports`), replacing
     /// a listener on the same host port with another target, as [`Relays::add`] does. A
     /// relay served already keeps its listener (the given socket is closed).
     pub(crate) fn adopt(&mut self, given: Vec<(Relay, OwnedFd)>) -> Result<(), String> {
-        let replaced: Vec<Relay> = self
-            .active
-            .keys()
-            .filter(|a| {
-                given
-                    .iter()
-                    .any(|(r, _)| r.proto == a.proto && r.host_port == a.host_port && r != *a)
-            })
-            .copied()
-            .collect();
-        self.close(&replaced);
+        let want: Vec<Relay> = given.iter().map(|(r, _)| *r).collect();
+        self.close_replaced(&want);
         let mut errors = Vec::new();
         for (r, fd) in given {
             if self.active.contains_key(&r) {
