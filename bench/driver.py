@@ -213,8 +213,10 @@ class BerthDoorAgent(BerthDoor):
     """The netavark door as berth runs by default: with its agent (DNS, the [::1] relay,
     firewall repair; started by the first setup that publishes a port, or by
     contrib/systemd). Here it is started before the first call and stopped after the last,
-    by its pid; its CPU time over the trial is reported beside the calls' wall times, since
-    it does part of the work (the deletion of a torn-down veth, the deferred reload)."""
+    by its pid. With it running, the door hands each setup and teardown to the agent, which
+    runs them on a warm store connection (docs/ARCHITECTURE.md, "Door commands"). Its CPU
+    time over the trial is reported beside the calls' wall times, since it does the work
+    (the calls themselves, the deletion of a torn-down veth, the deferred reload)."""
     name = "berth-door-agent"
 
     def __init__(self, work):
@@ -229,7 +231,8 @@ class BerthDoorAgent(BerthDoor):
             self.agent = subprocess.Popen(
                 [bin, "agent", "--foreground"], env=self.env, stdin=subprocess.DEVNULL,
                 stdout=lf, stderr=lf)
-        sock = os.path.join(self.env["BERTH_RUN_ROOT"], "agent.sock")
+        # door.sock comes last: from then on the agent runs the door's commands.
+        sock = os.path.join(self.env["BERTH_RUN_ROOT"], "door.sock")
         for _ in range(500):
             if os.path.exists(sock):
                 break

@@ -9,7 +9,9 @@
 //! exports metrics on 127.0.0.1:9355 (`metrics`). The doors tell it about changes over
 //! `<run-root>/agent.sock` (`control`; the client side is `berth_engine::agent`), and start it
 //! on demand; their teardowns hand it the link deletions (and the socket
-//! closes) they need not wait for (`reaper`). Killing it stops no other traffic: links,
+//! closes) they need not wait for (`reaper`). A door may also hand it a whole command to run
+//! on a warm store connection (`door`, over `<run-root>/door.sock`), and runs the command
+//! itself when no agent takes it. Killing it stops no other traffic: links,
 //! addresses, overlay peers and the firewall live in the kernel; DNS and `[::1]` ports work again once it restarts.
 //!
 //! One instance per run root: `<run-root>/agent.pid` is held with `flock` while it runs.
@@ -17,6 +19,7 @@
 mod checkpoint;
 mod control;
 mod deferred;
+mod door;
 mod metrics;
 mod overlay;
 mod reaper;
@@ -32,13 +35,28 @@ use std::net::SocketAddr;
 use std::os::unix::net::UnixListener;
 use std::sync::{Arc, Mutex};
 
+pub use door::Handler as DoorHandler;
+
 /// How the agent runs.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Options {
     /// DNS port on every gateway address (53 unless testing).
     pub dns_port: u16,
     /// Where to serve `/metrics`; `None` turns metrics off.
     pub metrics: Option<SocketAddr>,
+    /// Runs the doors' commands handed to the agent (`door`); `None`: the doors run their
+    /// own.
+    pub door: Option<DoorHandler>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("dns_port", &self.dns_port)
+            .field("metrics", &self.metrics)
+            .field("door", &self.door.is_some())
+            .finish()
+    }
 }
 
 /// What stops the agent from starting.
@@ -149,10 +167,28 @@ pub fn run(paths: Paths, opts: Options) -> Result<(), Error> {
         .map_err(io("start the reloader thread"))?;
     control::spawn(listener, Arc::clone(&state), deferred)
         .map_err(io("start the control thread"))?;
+    // Last: the commands run here tell the control thread about their changes.
+    let door_sock = paths.door_socket();
+    let _ = std::fs::remove_file(&door_sock);
+    let workers = match opts.door {
+        Some(handler) => {
+            let listener = UnixListener::bind(&door_sock)
+                .map_err(io(format!("bind {}", door_sock.display())))?;
+            Some(
+                door::spawn(listener, paths.clone(), handler)
+                    .map_err(io("start the door workers"))?,
+            )
+        }
+        None => None,
+    };
     tracing::info!(pid = std::process::id(), "berth agent running");
 
     let sig = term.wait();
     tracing::info!(sig, "berth agent stopping");
+    let _ = std::fs::remove_file(&door_sock);
+    if let Some(w) = workers {
+        w.finish();
+    }
     let _ = std::fs::remove_file(&sock);
     let _ = std::fs::remove_file(&pid_path);
     Ok(())

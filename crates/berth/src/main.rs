@@ -77,9 +77,10 @@ fn main() -> ExitCode {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     if invoked_as == "netavark" {
-        init_logging(&std::env::var("BERTH_LOG").unwrap_or_else(|_| "warn".into()));
+        let log = std::env::var("BERTH_LOG").unwrap_or_else(|_| "warn".into());
+        init_logging(&log);
         let args: Vec<String> = std::env::args().skip(1).collect();
-        return netavark::main(env_paths(), &args);
+        return netavark::main(env_paths(), &args, &log);
     }
     if invoked_as == "aardvark-dns" {
         return aardvark_dns();
@@ -91,7 +92,11 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     init_logging(&cli.log_level);
     if let cli::Command::Netavark { args } = cli.command {
-        return netavark::main(berth_engine::Paths::new(cli.root, cli.run_root), &args);
+        return netavark::main(
+            berth_engine::Paths::new(cli.root, cli.run_root),
+            &args,
+            &cli.log_level,
+        );
     }
     tracing::debug!(target: "berth::timing", verb = "main", phase = "parse", us = start.elapsed().as_micros() as u64);
     let outcome = commands::dispatch(cli);

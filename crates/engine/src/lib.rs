@@ -15,11 +15,13 @@
 //! attachment), `gc` (reconcile kernel and store), [`ports`] (published ports), `fw` (the firewall
 //! opened, repaired and reloaded from the store), [`view`] (inspect JSON), [`overlay`] (networks
 //! across hosts, in the cluster store), [`observe`] (stats, diagnose, topology and the event
-//! log: read-only views of all the above).
+//! log: read-only views of all the above), [`agent`] and [`door`] (the doors' side of the
+//! agent: change notices, and whole door commands the agent runs on a warm connection).
 
 pub mod agent;
 mod bridge;
 pub mod container;
+pub mod door;
 mod endpoint;
 mod error;
 mod files;

@@ -34,6 +34,11 @@ impl Paths {
         self.run_root.join("agent.sock")
     }
 
+    /// The agent's socket for whole door commands (`crate::door`).
+    pub fn door_socket(&self) -> PathBuf {
+        self.run_root.join("door.sock")
+    }
+
     /// Where a daemonized agent writes its log.
     pub fn agent_log(&self) -> PathBuf {
         self.run_root.join("agent.log")

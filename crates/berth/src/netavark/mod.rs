@@ -9,7 +9,14 @@
 //! containers (owner `netavark`) in podman's own namespace. DNS is berth's agent on the
 //! gateways (port `NETAVARK_DNS_PORT`, else 53; a running agent is moved to that port); the
 //! `aardvark-dns` podman looks for is the same binary, which has nothing to do when run.
+//!
+//! With the agent running, `setup` and `teardown` are handed to it whole (`in_agent`,
+//! `berth_engine::door`): it runs this same code on a warm store connection, and the door
+//! prints what it printed. Otherwise, or when the agent will not take them, the door runs
+//! them itself.
 
+mod in_agent;
+pub(crate) use in_agent::serve;
 mod setup;
 mod teardown;
 mod types;
@@ -78,25 +85,41 @@ fn parse(args: &[String]) -> Result<Args, String> {
     Ok(out)
 }
 
-/// Runs the door with the arguments after the program name.
-pub(crate) fn main(paths: Paths, args: &[String]) -> ExitCode {
-    match run(paths, args) {
-        Ok(Some(out)) => {
+/// How a door command ended: with its own result, or with what the agent's run of it
+/// printed.
+enum Done {
+    Out(Option<String>),
+    Agent(berth_engine::door::Reply),
+}
+
+/// Runs the door with the arguments after the program name; `log` is its log filter.
+pub(crate) fn main(paths: Paths, args: &[String], log: &str) -> ExitCode {
+    match run(paths, args, log) {
+        Ok(Done::Out(Some(out))) => {
             println!("{out}");
             ExitCode::SUCCESS
         }
-        Ok(None) => ExitCode::SUCCESS,
+        Ok(Done::Out(None)) => ExitCode::SUCCESS,
+        Ok(Done::Agent(r)) => {
+            eprint!("{}", r.stderr);
+            print!("{}", r.stdout);
+            ExitCode::from(r.code)
+        }
         Err(e) => {
-            println!("{}", serde_json::json!({ "error": e }));
+            println!("{}", error_json(&e));
             ExitCode::FAILURE
         }
     }
 }
 
-fn run(paths: Paths, args: &[String]) -> Result<Option<String>, String> {
+fn error_json(e: &str) -> serde_json::Value {
+    serde_json::json!({ "error": e })
+}
+
+fn run(paths: Paths, args: &[String], log: &str) -> Result<Done, String> {
     let a = parse(args)?;
     match a.verb.as_str() {
-        "version" => Ok(Some(
+        "version" => Ok(Done::Out(Some(
             serde_json::json!({
                 "version": NETAVARK_VERSION,
                 "commit": format!("berth {}", env!("CARGO_PKG_VERSION")),
@@ -104,31 +127,30 @@ fn run(paths: Paths, args: &[String]) -> Result<Option<String>, String> {
                 "target": std::env::consts::ARCH,
             })
             .to_string(),
-        )),
+        ))),
         "setup" | "teardown" => {
-            let [netns] = a.operands.as_slice() else {
-                return Err(format!(
-                    "{} needs one argument: the network namespace path",
-                    a.verb
-                ));
-            };
+            let netns = netns_operand(&a)?;
             let mut phases = berth_engine::timing::Phases::new("netavark");
-            let opts = read_options(a.file.as_deref())?;
+            let text = read_input(a.file.as_deref())?;
+            let dns_port = std::env::var("NETAVARK_DNS_PORT").ok();
             phases.mark("options");
+            if let Some(done) = in_agent::hand(&paths, args, &text, dns_port.as_deref(), log, netns)
+            {
+                phases.mark("agent");
+                return done.map(Done::Agent);
+            }
+            let opts = parse_options(&text)?;
             let mut engine = Engine::open(paths).map_err(|e| e.to_string())?;
             phases.mark("open");
-            let out = match a.verb.as_str() {
-                "setup" => setup::run(&mut engine, netns, &opts).map(Some),
-                _ => teardown::run(&mut engine, &opts).map(|()| None),
-            };
+            let out = execute(&mut engine, &a.verb, netns, &opts, dns_port.as_deref());
             phases.mark(&a.verb);
             engine.close_at_exit();
             phases.mark("close");
-            out
+            out.map(Done::Out)
         }
         "update" => {
             let mut engine = Engine::open(paths).map_err(|e| e.to_string())?;
-            update::run(&mut engine, &a.operands).map(|()| None)
+            update::run(&mut engine, &a.operands).map(|()| Done::Out(None))
         }
         "" => Err("no command given: use setup, teardown or version".into()),
         v => Err(format!(
@@ -137,19 +159,47 @@ fn run(paths: Paths, args: &[String]) -> Result<Option<String>, String> {
     }
 }
 
-/// `NetworkOptions` from `--file` (or `-`, stdin).
-fn read_options(file: Option<&str>) -> Result<types::NetworkOptions, String> {
-    let text = match file {
+/// The one operand of `setup` and `teardown`: the network namespace path.
+fn netns_operand(a: &Args) -> Result<&str, String> {
+    match a.operands.as_slice() {
+        [netns] => Ok(netns),
+        _ => Err(format!(
+            "{} needs one argument: the network namespace path",
+            a.verb
+        )),
+    }
+}
+
+/// `setup` or `teardown` on `engine`, in the door's process or in the agent's.
+fn execute(
+    engine: &mut Engine,
+    verb: &str,
+    netns: &str,
+    opts: &types::NetworkOptions,
+    dns_port: Option<&str>,
+) -> Result<Option<String>, String> {
+    match verb {
+        "setup" => setup::run(engine, netns, opts, dns_port).map(Some),
+        _ => teardown::run(engine, opts).map(|()| None),
+    }
+}
+
+/// The text of `NetworkOptions` from `--file` (or `-`, stdin).
+fn read_input(file: Option<&str>) -> Result<String, String> {
+    match file {
         None | Some("-") => {
             let mut s = String::new();
             std::io::stdin()
                 .read_to_string(&mut s)
                 .map_err(|e| format!("read network options from stdin: {e}"))?;
-            s
+            Ok(s)
         }
-        Some(p) => std::fs::read_to_string(p).map_err(|e| format!("read {p}: {e}"))?,
-    };
-    serde_json::from_str(&text).map_err(|e| format!("invalid network options JSON: {e}"))
+        Some(p) => std::fs::read_to_string(p).map_err(|e| format!("read {p}: {e}")),
+    }
+}
+
+fn parse_options(text: &str) -> Result<types::NetworkOptions, String> {
+    serde_json::from_str(text).map_err(|e| format!("invalid network options JSON: {e}"))
 }
 
 #[cfg(test)]

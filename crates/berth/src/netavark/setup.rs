@@ -112,17 +112,19 @@ fn publish_values(maps: &[PortMapping]) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
+/// `dns_port`: the door's `NETAVARK_DNS_PORT`, if set.
 pub(super) fn run(
     engine: &mut Engine,
     netns: &str,
     opts: &NetworkOptions,
+    dns_port: Option<&str>,
 ) -> Result<String, String> {
     if opts.networks.is_empty() {
         return Err("no networks given in network options".into());
     }
-    let dns_port = match std::env::var("NETAVARK_DNS_PORT") {
-        Err(_) => None,
-        Ok(p) => Some(
+    let dns_port = match dns_port {
+        None => None,
+        Some(p) => Some(
             p.parse::<u16>()
                 .ok()
                 .filter(|p| *p > 0)

@@ -1,0 +1,167 @@
+//! The netavark door's commands run by the agent (`berth_engine::door`): with an agent
+//! running, `setup` and `teardown` are handed to it and do exactly what the door would have
+//! done (addresses, links, error JSON, warnings on the door's stderr); a door the agent will
+//! not take (another mount namespace) or cannot take (killed) runs the command itself.
+
+use berth_tests::{shell_quote, Sandbox};
+use serde_json::{json, Value};
+
+/// `NetworkOptions` for container `name` (id: 64 × `id`) on podman network n7.
+fn options(id: char, name: &str, driver: &str) -> String {
+    json!({
+        "container_id": id.to_string().repeat(64),
+        "container_name": name,
+        "networks": {"n7": {"interface_name": "eth0"}},
+        "network_info": {"n7": {
+            "name": "n7", "id": "7".repeat(64), "driver": driver,
+            "network_interface": "podman7",
+            "subnets": [{"subnet": "10.99.7.0/24", "gateway": "10.99.7.1"}],
+            "ipv6_enabled": false, "internal": false, "dns_enabled": false,
+            "ipam_options": {"driver": "host-local"}
+        }},
+        "port_mappings": [],
+    })
+    .to_string()
+}
+
+/// A persistent network namespace at `name` beside the sandbox's berth root.
+fn netns(sb: &Sandbox, name: &str) -> String {
+    let p = sb.root().parent().unwrap().join(name).display().to_string();
+    sb.ok(&format!("touch {p} && unshare --net={p} true"));
+    p
+}
+
+/// Runs `berth netavark VERB NETNS` with `stdin`, logging at debug; `prefix` goes before the
+/// command (an `unshare`, say).
+fn door(sb: &Sandbox, prefix: &str, verb: &str, ns: &str, stdin: &str) -> berth_tests::Out {
+    sb.sh(&format!(
+        "printf %s {} | {prefix} env BERTH_LOG=berth=debug berth netavark {verb} {ns}",
+        shell_quote(stdin)
+    ))
+}
+
+const HANDED: &str = "ran by the agent";
+
+#[test]
+fn with_the_agent_running_setup_and_teardown_run_in_it_and_do_what_the_door_does() {
+    let sb = Sandbox::new();
+    let (ns1, ns2) = (netns(&sb, "ns1"), netns(&sb, "ns2"));
+    // The first setup finds no agent: it runs here and starts one.
+    let out = door(&sb, "", "setup", &ns1, &options('a', "one", "bridge"));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!out.stderr.contains(HANDED), "{out:?}");
+    sb.ok("test -S \"$BERTH_RUN_ROOT/door.sock\"");
+    // The next runs in the agent and prints what the door prints.
+    let out = door(&sb, "", "setup", &ns2, &options('b', "two", "bridge"));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains(HANDED),
+        "not handed to the agent: {out:?}"
+    );
+    let status: Value = serde_json::from_str(out.stdout.trim()).expect("one JSON object");
+    assert_eq!(
+        status["n7"]["interfaces"]["eth0"]["subnets"][0]["ipnet"], "10.99.7.3/24",
+        "{status}"
+    );
+    // Its log at the door's filter comes back on the door's stderr.
+    assert!(out.stderr.contains("DEBUG"), "{out:?}");
+    sb.ok(&format!(
+        "nsenter --net={ns2} ip -br addr show eth0 | grep -q 10.99.7.3/24"
+    ));
+    sb.ok(&format!("nsenter --net={ns2} ping -c1 -W2 10.99.7.2"));
+    let ps = sb.berth_ok(&["ps", "--format", "json"]);
+    assert!(ps.contains("\"two\""), "{ps}");
+
+    // Errors come back as the door's error JSON, and change nothing.
+    let before = sb.state();
+    for (stdin, ns, part) in [
+        (
+            "{nope".to_string(),
+            ns2.clone(),
+            "invalid network options JSON",
+        ),
+        (options('c', "three", "macvlan"), ns2.clone(), "macvlan"),
+        (
+            options('c', "three", "bridge"),
+            "/nonexistent/ns".to_string(),
+            "/nonexistent/ns",
+        ),
+    ] {
+        let out = door(&sb, "", "setup", &ns, &stdin);
+        assert_eq!(out.code, 1, "{out:?}");
+        assert!(
+            out.stderr.contains(HANDED),
+            "not handed to the agent: {out:?}"
+        );
+        let v: Value = serde_json::from_str(out.stdout.trim()).expect("one JSON object");
+        let msg = v["error"].as_str().unwrap_or_default();
+        assert!(msg.contains(part), "error {msg:?} lacks {part:?}");
+        assert_eq!(v.as_object().unwrap().len(), 1, "{v}");
+    }
+    assert_eq!(sb.state(), before, "a failed setup changed state");
+
+    // A teardown in the agent removes the container's link and record.
+    let out = door(&sb, "", "teardown", &ns2, &options('b', "two", "bridge"));
+    assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{out:?}");
+    assert!(
+        out.stderr.contains(HANDED),
+        "not handed to the agent: {out:?}"
+    );
+    let eth0 = sb.sh(&format!("nsenter --net={ns2} ip link show eth0"));
+    assert_ne!(eth0.code, 0, "eth0 left behind: {eth0:?}");
+    let ps = sb.berth_ok(&["ps", "--format", "json"]);
+    assert!(!ps.contains("\"two\""), "{ps}");
+}
+
+#[test]
+fn a_door_the_agent_cannot_or_will_not_take_runs_the_command_itself() {
+    let sb = Sandbox::new();
+    let (ns1, ns2, ns3) = (netns(&sb, "ns1"), netns(&sb, "ns2"), netns(&sb, "ns3"));
+    let out = door(&sb, "", "setup", &ns1, &options('a', "one", "bridge"));
+    assert_eq!(out.code, 0, "{out:?}");
+    // From another mount namespace, paths may mean something else: the agent refuses and
+    // the door runs the setup itself.
+    let out = door(
+        &sb,
+        "unshare -m",
+        "setup",
+        &ns2,
+        &options('b', "two", "bridge"),
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!out.stderr.contains(HANDED), "{out:?}");
+    assert!(
+        out.stderr.contains("another mount or network namespace"),
+        "{out:?}"
+    );
+    sb.ok(&format!("nsenter --net={ns2} ping -c1 -W2 10.99.7.2"));
+    // A killed agent takes nothing: the door runs the command, and starts a new agent.
+    let pid = sb
+        .ok("cat \"$BERTH_RUN_ROOT/agent.pid\"")
+        .trim()
+        .to_string();
+    // Gone once its /proc entry is (or is a zombie's).
+    sb.ok(&format!(
+        "kill -9 {pid}; while [ -e /proc/{pid} ] && ! grep -q '^State:.*Z' /proc/{pid}/status 2>/dev/null; do sleep 0.05; done"
+    ));
+    let out = door(&sb, "", "setup", &ns3, &options('c', "three", "bridge"));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!out.stderr.contains(HANDED), "{out:?}");
+    sb.ok(&format!("nsenter --net={ns3} ping -c1 -W2 10.99.7.2"));
+    let again = berth_tests::eventually(
+        || {
+            sb.sh("cat \"$BERTH_RUN_ROOT/agent.pid\"")
+                .stdout
+                .trim()
+                .to_string()
+        },
+        |p| !p.is_empty() && *p != pid,
+    );
+    assert_ne!(again, pid, "no new agent");
+    let out = door(&sb, "", "teardown", &ns3, &options('c', "three", "bridge"));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains(HANDED),
+        "the new agent took nothing: {out:?}"
+    );
+}
