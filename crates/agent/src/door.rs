@@ -1,6 +1,6 @@
 //! Door commands run here (`<run-root>/door.sock`; the door's side and the protocol are in
-//! `berth_engine::door`). A few worker threads accept the connections themselves, each with
-//! its own store connection kept open, so a command pays for its work and not for opening
+//! `berth_engine::door`). A worker thread accepts the connections itself, with its own
+//! store connection kept open, so a command pays for its work and not for opening
 //! the store and preparing its statements. What a command runs is the door's own code,
 //! given to [`crate::run`] as a [`Handler`]; it tells the agent about its changes as any door
 //! does, over `agent.sock`, which the control thread serves.
@@ -20,9 +20,12 @@ use std::time::Duration;
 /// Runs one door command on a worker's engine.
 pub type Handler = Arc<dyn Fn(&mut Engine, &Request) -> Reply + Send + Sync>;
 
-/// Worker threads: setups of different networks run side by side (same-network ones
-/// serialise on the network's lock, as between door processes).
-const WORKERS: usize = 2;
+/// Worker threads. One: commands run one after another, as netavark runs them under its
+/// lock, and the one store connection's page cache stays valid from one command to the
+/// next (a connection re-reads the pages another one has written since its last
+/// transaction: two workers taking turns re-read ~15 pages per setup). A door that waits
+/// longer than `berth_engine::door` allows for its command to be taken runs it itself.
+const WORKERS: usize = 1;
 /// The longest request read (a door's stdin: podman's options for one container).
 const MAX_REQUEST: u64 = 16 << 20;
 

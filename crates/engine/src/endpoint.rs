@@ -159,7 +159,7 @@ pub(crate) fn has_default_route(netns: &File) -> Result<bool> {
 
 /// [`has_default_route`] through a socket already open in the namespace.
 pub(crate) fn has_default_route_via(inner: &mut Netlink) -> Result<bool> {
-    let routes = inner.routes().op(|| "list container routes".into())?;
+    let routes = inner.ipv4_routes().op(|| "list container routes".into())?;
     Ok(routes
         .iter()
         .any(|r| r.dst.prefix_len() == 0 && matches!(r.dst.addr(), IpAddr::V4(_))))

@@ -1,15 +1,25 @@
 //! Identifiers, generated names, MAC addresses and timestamps.
 
-use std::io::Read;
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// 32 random bytes as 64 lower-case hex characters.
 pub(crate) fn new_id() -> String {
     let mut buf = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .expect("/dev/urandom is readable on Linux");
+    // Up to 256 bytes come back whole once the pool is ready; before that a signal may
+    // interrupt the wait.
+    loop {
+        // SAFETY: buf is valid for writes of its length.
+        let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n == buf.len() as isize {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        assert!(
+            e.kind() == std::io::ErrorKind::Interrupted,
+            "getrandom: {e}"
+        );
+    }
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
