@@ -1,7 +1,8 @@
-//! The netavark door's commands run by the agent (`berth_engine::door`): with an agent
-//! running, `setup` and `teardown` are handed to it and do exactly what the door would have
-//! done (addresses, links, error JSON, warnings on the door's stderr); a door the agent will
-//! not take (another mount namespace) or cannot take (killed) runs the command itself.
+//! The doors' commands run by the agent (`berth_engine::door`): with an agent running, the
+//! netavark door's `setup` and `teardown` and the CNI plugin's ADD, CHECK and DEL are handed
+//! to it and do exactly what the door would have done (addresses, links, error JSON, its log
+//! on the door's stderr); a door the agent will not take (another mount namespace) or
+//! cannot take (killed) runs the command itself.
 
 use berth_tests::{shell_quote, Sandbox};
 use serde_json::{json, Value};
@@ -164,4 +165,71 @@ fn a_door_the_agent_cannot_or_will_not_take_runs_the_command_itself() {
         out.stderr.contains(HANDED),
         "the new agent took nothing: {out:?}"
     );
+}
+
+/// Runs the berth binary as a CNI plugin with `CNI_COMMAND=cmd` for container `id` in `ns`,
+/// logging at debug.
+fn cni(sb: &Sandbox, cmd: &str, id: &str, ns: &str, stdin: &str) -> berth_tests::Out {
+    sb.sh(&format!(
+        "printf %s {} | env BERTH_LOG=berth=debug CNI_COMMAND={cmd} CNI_CONTAINERID={id} \
+         CNI_NETNS={ns} CNI_IFNAME=eth0 CNI_PATH=/opt/cni/bin \"$BERTH_BIN\"",
+        shell_quote(stdin)
+    ))
+}
+
+#[test]
+fn with_the_agent_running_cni_verbs_run_in_it_and_answer_as_the_plugin_does() {
+    let sb = Sandbox::new();
+    let (ns1, ns2) = (netns(&sb, "ns1"), netns(&sb, "ns2"));
+    let conf = json!({
+        "cniVersion": "1.1.0", "name": "cnia", "type": "berth",
+        "bridge": "br-cnia", "subnet": "10.30.7.0/24",
+    })
+    .to_string();
+    // The first ADD runs here and starts the agent.
+    let out = cni(&sb, "ADD", "c1", &ns1, &conf);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!out.stderr.contains(HANDED), "{out:?}");
+    sb.ok("test -S \"$BERTH_RUN_ROOT/door.sock\"");
+    let out = cni(&sb, "ADD", "c2", &ns2, &conf);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains(HANDED),
+        "not handed to the agent: {out:?}"
+    );
+    let result = out.json();
+    assert_eq!(result["cniVersion"], "1.1.0", "{result}");
+    assert_eq!(result["ips"][0]["address"], "10.30.7.3/24", "{result}");
+    sb.ok(&format!("nsenter --net={ns2} ping -c1 -W2 10.30.7.2"));
+    let mut check: Value = serde_json::from_str(&conf).unwrap();
+    check["prevResult"] = result.clone();
+    let out = cni(&sb, "CHECK", "c2", &ns2, &check.to_string());
+    assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{out:?}");
+    assert!(
+        out.stderr.contains(HANDED),
+        "not handed to the agent: {out:?}"
+    );
+    // The spec's error JSON comes back as the plugin prints it: a configuration that is
+    // not JSON is a decoding failure (code 6).
+    let out = cni(&sb, "ADD", "c3", &ns2, "{nope");
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains(HANDED),
+        "not handed to the agent: {out:?}"
+    );
+    let v = out.json();
+    assert_eq!(v["code"], 6, "{v}");
+    // DEL in the agent removes the attachment.
+    let out = cni(&sb, "DEL", "c2", &ns2, &conf);
+    assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{out:?}");
+    assert!(
+        out.stderr.contains(HANDED),
+        "not handed to the agent: {out:?}"
+    );
+    let eth0 = sb.sh(&format!("nsenter --net={ns2} ip link show eth0"));
+    assert_ne!(eth0.code, 0, "eth0 left behind: {eth0:?}");
+    // VERSION needs no engine: the plugin answers it itself.
+    let out = cni(&sb, "VERSION", "", "", r#"{"cniVersion":"1.0.0"}"#);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!out.stderr.contains(HANDED), "{out:?}");
 }

@@ -10,6 +10,7 @@ mod cli;
 mod cni;
 mod commands;
 mod config;
+mod in_agent;
 mod netavark;
 mod table;
 
@@ -86,8 +87,9 @@ fn main() -> ExitCode {
         return aardvark_dns();
     }
     if std::env::var_os("CNI_COMMAND").is_some() {
-        init_logging(&std::env::var("BERTH_LOG").unwrap_or_else(|_| "warn".into()));
-        return cni::main(env_paths());
+        let log = std::env::var("BERTH_LOG").unwrap_or_else(|_| "warn".into());
+        init_logging(&log);
+        return cni::main(env_paths(), &log);
     }
     let cli = cli::Cli::parse();
     init_logging(&cli.log_level);

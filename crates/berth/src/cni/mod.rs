@@ -10,6 +10,8 @@
 //!
 //! One module per verb: `add`, `del`, `check`, `gc`, `status`; `config` parses stdin
 //! (`ipam` its `ipam` section), `result` builds and merges results, `error` holds the codes.
+//! With the agent running, ADD, DEL, CHECK and GC are handed to it whole (`in_agent`,
+//! `crate::in_agent`) and run on its warm store connection; otherwise here.
 
 mod add;
 mod check;
@@ -17,12 +19,14 @@ mod config;
 mod del;
 mod error;
 mod gc;
+mod in_agent;
 mod ipam;
 mod result;
 mod status;
 
 use berth_engine::{Engine, Paths};
 pub(crate) use error::CniError;
+pub(crate) use in_agent::serve;
 use std::io::Read;
 use std::process::ExitCode;
 
@@ -41,9 +45,22 @@ pub(crate) struct Env {
     pub(crate) args: Vec<(String, String)>,
 }
 
+/// The variables of the runtime's environment the door reads.
+pub(crate) const VARS: &[&str] = &[
+    "CNI_COMMAND",
+    "CNI_CONTAINERID",
+    "CNI_NETNS",
+    "CNI_IFNAME",
+    "CNI_ARGS",
+];
+
 impl Env {
     fn read() -> Result<Env, CniError> {
-        let var = |k: &str| std::env::var(k).unwrap_or_default();
+        Env::from_vars(|k| std::env::var(k).unwrap_or_default())
+    }
+
+    /// The attachment `var` (one of [`VARS`], empty when unset) names.
+    pub(crate) fn from_vars(var: impl Fn(&str) -> String) -> Result<Env, CniError> {
         let args = var("CNI_ARGS")
             .split(';')
             .filter(|s| !s.is_empty())
@@ -79,11 +96,16 @@ impl Env {
     }
 }
 
-/// Runs the door; `paths` are berth's directories (from `BERTH_ROOT`/`BERTH_RUN_ROOT`).
-pub(crate) fn main(paths: Paths) -> ExitCode {
+/// Runs the door; `paths` are berth's directories (from `BERTH_ROOT`/`BERTH_RUN_ROOT`),
+/// `log` its log filter.
+pub(crate) fn main(paths: Paths, log: &str) -> ExitCode {
     let mut stdin = String::new();
     let outcome = match std::io::stdin().read_to_string(&mut stdin) {
-        Ok(_) => Env::read().and_then(|env| dispatch(paths, &env, &stdin)),
+        Ok(_) => Env::read().and_then(|env| match in_agent::hand(&paths, &env, &stdin, log) {
+            Some(Ok(reply)) => Ok(Done::Agent(reply)),
+            Some(Err(lost)) => Err(CniError::msg(error::code::TRY_AGAIN, lost)),
+            None => dispatch(paths, &env, &stdin).map(Done::Out),
+        }),
         Err(e) => Err(CniError::new(
             5,
             "cannot read the configuration on stdin",
@@ -91,17 +113,28 @@ pub(crate) fn main(paths: Paths) -> ExitCode {
         )),
     };
     match outcome {
-        Ok(Some(out)) => {
+        Ok(Done::Out(Some(out))) => {
             println!("{out}");
             ExitCode::SUCCESS
         }
-        Ok(None) => ExitCode::SUCCESS,
+        Ok(Done::Out(None)) => ExitCode::SUCCESS,
+        Ok(Done::Agent(r)) => {
+            eprint!("{}", r.stderr);
+            print!("{}", r.stdout);
+            ExitCode::from(r.code)
+        }
         Err(e) => {
             let version = config::requested_version(&stdin);
             println!("{}", e.to_json(&version));
             ExitCode::FAILURE
         }
     }
+}
+
+/// How a verb ended: with its own result, or with what the agent's run of it printed.
+enum Done {
+    Out(Option<String>),
+    Agent(berth_engine::door::Reply),
 }
 
 fn dispatch(paths: Paths, env: &Env, stdin: &str) -> Result<Option<String>, CniError> {
@@ -117,21 +150,37 @@ fn dispatch(paths: Paths, env: &Env, stdin: &str) -> Result<Option<String>, CniE
         ));
     }
     let conf = config::parse(stdin)?;
-    let engine_verb = |verb: &dyn Fn(&mut Engine) -> Result<Option<String>, CniError>| {
-        let mut engine = Engine::open(paths.clone()).map_err(CniError::from)?;
-        let out = verb(&mut engine);
-        engine.close_at_exit();
-        out
-    };
     match env.command.as_str() {
-        "ADD" => engine_verb(&|e| add::run(e, env, &conf).map(Some)),
-        "DEL" => engine_verb(&|e| del::run(e, env, &conf).map(|()| None)),
-        "CHECK" => engine_verb(&|e| check::run(e, env, &conf).map(|()| None)),
         "STATUS" => status::run(paths, &conf).map(|()| None),
-        "GC" => engine_verb(&|e| gc::run(e, &conf).map(|()| None)),
+        verb if ENGINE_VERBS.contains(&verb) => {
+            let mut engine = Engine::open(paths).map_err(CniError::from)?;
+            let out = on_engine(&mut engine, env, &conf);
+            engine.close_at_exit();
+            out
+        }
         "" => Err(CniError::env("CNI_COMMAND is empty".to_string())),
         other => Err(CniError::env(format!(
             "unknown CNI_COMMAND {other:?}: use ADD, DEL, CHECK, STATUS, GC or VERSION"
+        ))),
+    }
+}
+
+/// The verbs that work on the engine (and that the agent may run).
+pub(crate) const ENGINE_VERBS: &[&str] = &["ADD", "DEL", "CHECK", "GC"];
+
+/// One of [`ENGINE_VERBS`] on `engine`, in the door's process or in the agent's.
+fn on_engine(
+    engine: &mut Engine,
+    env: &Env,
+    conf: &config::Config,
+) -> Result<Option<String>, CniError> {
+    match env.command.as_str() {
+        "ADD" => add::run(engine, env, conf).map(Some),
+        "DEL" => del::run(engine, env, conf).map(|()| None),
+        "CHECK" => check::run(engine, env, conf).map(|()| None),
+        "GC" => gc::run(engine, conf).map(|()| None),
+        other => Err(CniError::env(format!(
+            "{other:?} does not run on the engine"
         ))),
     }
 }

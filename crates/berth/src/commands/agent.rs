@@ -17,7 +17,7 @@ pub(crate) fn run(paths: Paths, a: AgentArgs) -> Result<Outcome, Failure> {
             berth_agent::Options {
                 dns_port: a.dns_port,
                 metrics,
-                door: Some(std::sync::Arc::new(crate::netavark::serve)),
+                door: Some(std::sync::Arc::new(crate::in_agent::serve)),
             },
         )?;
         return Ok(Outcome::Ok);
