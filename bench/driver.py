@@ -586,9 +586,37 @@ def trial_main(spec):
     json.dump(r, sys.stdout)
 
 
+def cpu_busy(window=0.25):
+    """The share of CPU time this machine spent working (user, system, interrupts; not idle,
+    I/O wait or the hypervisor's steal) over the next `window` seconds."""
+    def sample():
+        with open("/proc/stat") as f:
+            return [int(x) for x in f.readline().split()[1:]]
+    a = sample()
+    time.sleep(window)
+    d = [y - x for x, y in zip(a, sample())]
+    work = d[0] + d[1] + d[2] + d[5] + d[6]
+    return work / max(1, work + d[3] + d[4])
+
+
+def settle(limit_s=10.0, quiet=0.10):
+    """Waits (at most `limit_s`) until the machine is quiet. The kernel goes on cleaning up a
+    finished trial's namespace (its links, their RCU callbacks) for seconds after the trial's
+    process has exited; without this, that work falls into the next trial's first calls,
+    whichever implementation it measures. Returns the seconds waited."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < limit_s and cpu_busy() > quiet:
+        pass
+    return time.perf_counter() - t0
+
+
 def start_trial(spec, work_root):
-    """Runs one trial in a fresh network namespace; returns its result or {'error': ...}."""
+    """Runs one trial in a fresh network namespace, once the machine is quiet (`settle`);
+    returns its result or {'error': ...}."""
     tag = "-".join(str(spec.get(k)) for k in ("impl", "kind", "n") if spec.get(k) is not None)
+    waited = settle()
+    if waited > 0.3:
+        log(f"trial {tag}: waited {waited:.1f} s for the machine to be quiet")
     spec = dict(spec, work=os.path.join(work_root, tag))
     os.makedirs(spec["work"], exist_ok=True)
     cmd = ["unshare", "-n", "--", sys.executable, os.path.abspath(__file__), "--trial",

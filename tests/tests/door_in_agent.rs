@@ -1,8 +1,8 @@
 //! The doors' commands run by the agent (`berth_engine::door`): with an agent running, the
 //! netavark door's `setup` and `teardown` and the CNI plugin's ADD, CHECK and DEL are handed
 //! to it and do exactly what the door would have done (addresses, links, error JSON, its log
-//! on the door's stderr); a door the agent will not take (another mount namespace) or
-//! cannot take (killed) runs the command itself.
+//! on the door's stderr); a door the agent will not take (another mount namespace, another
+//! executable) or cannot take (killed) runs the command itself.
 
 use berth_tests::{shell_quote, Sandbox};
 use serde_json::{json, Value};
@@ -136,6 +136,19 @@ fn a_door_the_agent_cannot_or_will_not_take_runs_the_command_itself() {
         "{out:?}"
     );
     sb.ok(&format!("nsenter --net={ns2} ping -c1 -W2 10.99.7.2"));
+    // Another executable (as after an upgrade that replaced the binary under the running
+    // agent) may run other code: refused too. The door's teardown runs itself.
+    let other = sb.dir().join("netavark").display().to_string();
+    sb.ok(&format!("cp \"$BERTH_BIN\" {other}"));
+    let out = sb.sh(&format!(
+        "printf %s {} | BERTH_LOG=berth=debug {other} teardown {ns2}",
+        shell_quote(&options('b', "two", "bridge"))
+    ));
+    assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{out:?}");
+    assert!(!out.stderr.contains(HANDED), "{out:?}");
+    assert!(out.stderr.contains("another berth executable"), "{out:?}");
+    let eth0 = sb.sh(&format!("nsenter --net={ns2} ip link show eth0"));
+    assert_ne!(eth0.code, 0, "eth0 left behind: {eth0:?}");
     // A killed agent takes nothing: the door runs the command, and starts a new agent.
     let pid = sb
         .ok("cat \"$BERTH_RUN_ROOT/agent.pid\"")

@@ -6,7 +6,8 @@
 //! does, over `agent.sock`, which the control thread serves.
 //!
 //! The agent takes only commands that mean the same here as in their door: from its own
-//! user, for its own root and cluster, from its own mount and network namespaces. Anything
+//! user, for its own root and cluster, from its own mount and network namespaces, from a
+//! door that is its own executable (not one an upgrade put in its place). Anything
 //! else is `refused` and runs in the door. On termination the agent stops taking commands
 //! and waits for those it has started ([`Workers::finish`]).
 
@@ -52,6 +53,7 @@ pub(crate) fn spawn(
 ) -> std::io::Result<Workers> {
     let running = Arc::new(RwLock::new(()));
     let namespaces = berth_engine::door::namespaces()?;
+    let build = berth_engine::door::build()?;
     for i in 0..WORKERS {
         let listener = listener.try_clone()?;
         let (paths, handler, running) = (paths.clone(), Arc::clone(&handler), Arc::clone(&running));
@@ -63,6 +65,7 @@ pub(crate) fn spawn(
                     handler,
                     running,
                     namespaces,
+                    build,
                     engine: None,
                 };
                 for conn in listener.incoming().flatten() {
@@ -80,6 +83,7 @@ struct Worker {
     handler: Handler,
     running: Arc<RwLock<()>>,
     namespaces: (u64, u64),
+    build: (u64, u64, i64),
     engine: Option<Engine>,
 }
 
@@ -150,6 +154,9 @@ impl Worker {
         }
         if req.namespaces != self.namespaces {
             return Err("another mount or network namespace than the agent's".into());
+        }
+        if req.build != self.build {
+            return Err("another berth executable than the agent's".into());
         }
         Ok(req)
     }

@@ -36,6 +36,7 @@ pub(crate) fn hand(
         root: paths.root.clone(),
         cluster: door::cluster_of(paths),
         namespaces: door::namespaces().ok()?,
+        build: door::build().ok()?,
     };
     match door::hand(paths, &req) {
         Handed::Ran(reply) => {

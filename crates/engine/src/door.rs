@@ -5,9 +5,9 @@
 //! statement anew. When an agent runs, the door hands it the whole command instead: its
 //! arguments, what it read on stdin, the environment it would read and its log filter. The
 //! agent runs the same code on a worker thread with a warm store connection and prints
-//! nothing; the door prints what comes back. Where the agent is not running (or is another
-//! build, or lives in another mount or network namespace, or under another root), the door
-//! does the work itself, as it always could: no network depends on the agent.
+//! nothing; the door prints what comes back. Where the agent is not running (or runs another
+//! executable, or lives in another mount or network namespace, or under another root), the
+//! door does the work itself, as it always could: no network depends on the agent.
 //!
 //! Protocol: one [`Request`] as a JSON line. The agent answers `refused WHY` (the door runs
 //! the command itself) or `started`, then, once done, one [`Reply`] as a JSON line. A door
@@ -50,6 +50,8 @@ pub struct Request {
     /// The inodes of the door's mount and network namespaces: paths and host-side kernel
     /// objects mean the same to the agent only when they are its own.
     pub namespaces: (u64, u64),
+    /// The door's executable ([`build`]): an agent runs only its own build's code.
+    pub build: (u64, u64, i64),
 }
 
 /// What the command printed and its exit code.
@@ -81,6 +83,14 @@ pub fn namespaces() -> std::io::Result<(u64, u64)> {
         ino("/proc/thread-self/ns/mnt")?,
         ino("/proc/thread-self/ns/net")?,
     ))
+}
+
+/// This process's executable file: device, inode and modification time. An upgrade that
+/// replaces the binary under a running agent makes the door's differ from the agent's (the
+/// agent's still names the old, deleted file).
+pub fn build() -> std::io::Result<(u64, u64, i64)> {
+    let m = std::fs::metadata("/proc/self/exe")?;
+    Ok((m.dev(), m.ino(), m.mtime() * 1_000_000_000 + m.mtime_nsec()))
 }
 
 /// The cluster part of `paths`, as a request carries it.
@@ -154,6 +164,7 @@ mod tests {
             root: "/var/lib/berth".into(),
             cluster: None,
             namespaces: (1, 2),
+            build: (3, 4, 5),
         };
         let line = serde_json::to_string(&req).unwrap();
         assert!(!line.contains('\n'), "{line}");
