@@ -51,6 +51,21 @@ pub(crate) fn hand(
     }
 }
 
+/// A handed command's reply: its output line on success (exit 0), else its door's error
+/// JSON line (exit 1), with what it logged.
+pub(crate) fn reply(result: Result<Option<String>, String>, stderr: String) -> Reply {
+    let (code, stdout) = match result {
+        Ok(out) => (0, out.map(|o| format!("{o}\n")).unwrap_or_default()),
+        Err(error) => (1, format!("{error}\n")),
+    };
+    Reply {
+        code,
+        stdout,
+        stderr,
+        micros: 0,
+    }
+}
+
 /// Runs a handed command on the agent's `engine`, by its door.
 pub(crate) fn serve(engine: &mut Engine, req: &Request) -> Reply {
     match req.door.as_str() {

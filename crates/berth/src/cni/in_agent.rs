@@ -36,18 +36,8 @@ pub(crate) fn serve(engine: &mut Engine, req: &Request) -> Reply {
         let conf = config::parse(&req.stdin)?;
         on_engine(engine, &env, &conf)
     });
-    match result {
-        Ok(out) => Reply {
-            code: 0,
-            stdout: out.map(|o| format!("{o}\n")).unwrap_or_default(),
-            stderr,
-            micros: 0,
-        },
-        Err(e) => Reply {
-            code: 1,
-            stdout: format!("{}\n", e.to_json(&config::requested_version(&req.stdin))),
-            stderr,
-            micros: 0,
-        },
-    }
+    crate::in_agent::reply(
+        result.map_err(|e| e.to_json(&config::requested_version(&req.stdin))),
+        stderr,
+    )
 }

@@ -40,18 +40,5 @@ pub(crate) fn serve(engine: &mut Engine, req: &Request) -> Reply {
         phases.mark(&a.verb);
         out
     });
-    match result {
-        Ok(out) => Reply {
-            code: 0,
-            stdout: out.map(|o| format!("{o}\n")).unwrap_or_default(),
-            stderr,
-            micros: 0,
-        },
-        Err(e) => Reply {
-            code: 1,
-            stdout: format!("{}\n", error_json(&e)),
-            stderr,
-            micros: 0,
-        },
-    }
+    crate::in_agent::reply(result.map_err(|e| error_json(&e).to_string()), stderr)
 }
