@@ -10,18 +10,25 @@ all: build
 deps:
 	bash scripts/deps.sh
 
+# berth, and the shim podman runs as `netavark` (shim/: its own workspace, no C library).
+SHIM = --manifest-path shim/Cargo.toml --target-dir target/shim
+
 build:
 	$(CARGO) build --locked --bins
+	$(CARGO) build --locked --release $(SHIM)
 
 release:
 	bash scripts/release.sh >/dev/null
 
 fmt:
 	$(CARGO) fmt --all
+	$(CARGO) fmt --manifest-path shim/Cargo.toml
 
 lint:
 	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --manifest-path shim/Cargo.toml -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked $(SHIM) --lib --bins --tests -- -D warnings
 
 # The seed scenario, in a throwaway namespace on the embedded default store.
 seed: deps release
@@ -33,7 +40,8 @@ overlay-demo: deps release
 
 # Everything CI checks: lint, unit and property tests, black-box tests in namespaces.
 test: deps lint build
-	set -o pipefail; $(CARGO) test --locked --workspace --no-fail-fast -- --test-threads=2 2>&1 \
+	set -o pipefail; { $(CARGO) test --locked $(SHIM) && \
+	  $(CARGO) test --locked --workspace --no-fail-fast -- --test-threads=2; } 2>&1 \
 	  | tee target/test.log
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "tests: %d passed, %d failed\n", p, f}' target/test.log
 

@@ -185,7 +185,8 @@ class Netavark:
 
 class BerthDoor(Netavark):
     """berth doing exactly netavark's job, called the way podman calls it: the executable
-    named `netavark` (a symlink to berth, as contrib/podman installs it), the same
+    named `netavark` (target/dist/netavark: berth-shim beside berth, as contrib/podman
+    installs it; with the agent off it becomes berth at once), the same
     NetworkOptions JSON on stdin, a namespace made beforehand with `ip netns add` (not
     counted). berth's directories come from BERTH_ROOT/BERTH_RUN_ROOT. Agent off
     (BERTH_NO_AGENT=1), as netavark runs with no resident process: teardown deletes the
@@ -198,7 +199,8 @@ class BerthDoor(Netavark):
         os.makedirs(helpers, exist_ok=True)
         link = os.path.join(helpers, "netavark")
         if not os.path.lexists(link):
-            os.symlink(os.environ["BERTH_BENCH_BIN"], link)
+            os.symlink(os.path.join(os.path.dirname(os.environ["BERTH_BENCH_BIN"]), "netavark"),
+                       link)
         self.base = [link, "--config", self.cfg]
         self.env = dict(os.environ, BERTH_NO_AGENT="1",
                         BERTH_ROOT=os.path.join(work, "door-root"),
@@ -213,8 +215,9 @@ class BerthDoorAgent(BerthDoor):
     """The netavark door as berth runs by default: with its agent (DNS, the [::1] relay,
     firewall repair; started by the first setup that publishes a port, or by
     contrib/systemd). Here it is started before the first call and stopped after the last,
-    by its pid. With it running, the door hands each setup and teardown to the agent, which
-    runs them on a warm store connection (docs/ARCHITECTURE.md, "Door commands"). Its CPU
+    by its pid. With it running, berth-shim hands each setup and teardown to the agent, which
+    runs them on a warm store connection (docs/ARCHITECTURE.md, "Door commands", "Process
+    start"). Its CPU
     time over the trial is reported beside the calls' wall times, since it does the work
     (the calls themselves, the deletion of a torn-down veth, the deferred reload)."""
     name = "berth-door-agent"
@@ -1103,6 +1106,18 @@ def main():
         else:
             shutil.copy2(src, berth_bin)
             os.environ["BERTH_BENCH_BIN"] = berth_bin
+            # The name podman runs, beside it: a copy of berth-shim where the build has one
+            # (scripts/release.sh), else berth itself.
+            shim = os.path.realpath(os.path.join(os.path.dirname(src), "netavark"))
+            name = "berth"
+            if os.path.basename(shim) == "berth-shim":
+                shutil.copy2(shim, os.path.join(a.work, "berth-shim"))
+                name = "berth-shim"
+            link = os.path.join(a.work, "netavark")
+            if os.path.lexists(link):
+                os.unlink(link)
+            os.symlink(name, link)
+            notes.append(f"podman's `netavark` here is {name}")
             if "berth" in only and not berth_has_create(berth_bin):
                 notes.append("berth not measured: this berth binary has no `create -p` yet")
                 only.remove("berth")

@@ -9,6 +9,11 @@
 # call here. The trade-off, written down in docs/ARCHITECTURE.md ("Process start"): the
 # program's own code is not placed at a random address (its heap, stack and mappings still
 # are). `cargo build --release` still makes an ordinary dynamic binary in target/release.
+#
+# The name podman runs, target/dist/netavark, is berth-shim (shim/): a program with no C
+# library that hands setup and teardown to a running agent and otherwise runs the `berth`
+# beside it. It is copied next to berth for that. Where it cannot be built (it makes x86-64
+# system calls), netavark is berth itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 host=$(rustc -vV | sed -n 's/^host: //p')
@@ -16,6 +21,12 @@ RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static -C relocation-model=stat
   cargo build --locked --release --bins --target "$host" >&2
 mkdir -p target/dist
 ln -sfn "../$host/release/berth" target/dist/berth
-ln -sfn berth target/dist/netavark
+if [ "$(uname -m)" = x86_64 ]; then
+  cargo build --locked --release --manifest-path shim/Cargo.toml --target-dir target/shim >&2
+  install -m 0755 target/shim/release/berth-shim "target/$host/release/berth-shim"
+  ln -sfn "../$host/release/berth-shim" target/dist/netavark
+else
+  ln -sfn berth target/dist/netavark
+fi
 ln -sfn berth target/dist/aardvark-dns
 echo "$PWD/target/dist/berth"

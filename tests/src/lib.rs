@@ -47,6 +47,26 @@ pub fn berth_bin() -> PathBuf {
     bin
 }
 
+/// berth-shim (shim/), what podman runs as `netavark`: `$BERTH_SHIM`, else
+/// `target/shim/release/berth-shim` in berth's target directory (`make build` builds it).
+pub fn shim_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("BERTH_SHIM") {
+        return PathBuf::from(p);
+    }
+    let target = berth_bin()
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/berth")
+        .to_path_buf();
+    let bin = target.join("shim/release/berth-shim");
+    assert!(
+        bin.is_file(),
+        "berth-shim not found at {}: run `make build` first (make test does)",
+        bin.display()
+    );
+    bin
+}
+
 fn require_environment() {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let root = status
@@ -204,6 +224,20 @@ impl Sandbox {
     /// berth's runtime directory in this sandbox.
     pub fn run_root(&self) -> PathBuf {
         self.dir.join("run")
+    }
+
+    /// A directory installed as contrib/podman installs berth: `berth-shim` (a copy), a
+    /// link to it named `netavark`, and the `berth` the shim runs beside it (a link to
+    /// [`berth_bin`]). Made on the first call.
+    pub fn shim_dir(&self) -> PathBuf {
+        let dir = self.dir.join("shim");
+        if !dir.join("netavark").exists() {
+            std::fs::create_dir_all(&dir).expect("create shim directory");
+            std::fs::copy(shim_bin(), dir.join("berth-shim")).expect("copy berth-shim");
+            std::os::unix::fs::symlink("berth-shim", dir.join("netavark")).expect("link");
+            std::os::unix::fs::symlink(berth_bin(), dir.join("berth")).expect("link berth");
+        }
+        dir
     }
 
     fn command(&self, script: &str) -> Command {

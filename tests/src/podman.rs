@@ -9,7 +9,7 @@
 //! Containers are removed (`podman rm -af -t 0`) when the [`Podman`] goes.
 
 use crate::{berth_bin, eventually, Out, Sandbox};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Which door podman uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,12 +49,14 @@ impl<'a> Podman<'a> {
         let d = dir.display();
         let bin = berth_bin();
         let (root, run) = (sb.root(), sb.run_root());
-        let wrapper = |door: &str| {
+        // podman's netavark is berth-shim as contrib/podman installs it; the CNI plugin is
+        // berth itself.
+        let wrapper = |command: &Path| {
             format!(
-                "#!/bin/sh\nexport BERTH_ROOT={} BERTH_RUN_ROOT={}\nexec {} {door}\"$@\"\n",
+                "#!/bin/sh\nexport BERTH_ROOT={} BERTH_RUN_ROOT={}\nexec {} \"$@\"\n",
                 root.display(),
                 run.display(),
-                bin.display()
+                command.display()
             )
         };
         let (backend_key, helpers) = match backend {
@@ -63,7 +65,7 @@ impl<'a> Podman<'a> {
                 format!(
                     "printf %s {w} > {d}/helpers/netavark && chmod +x {d}/helpers/netavark && \
                  ln -s {b} {d}/helpers/aardvark-dns",
-                    w = crate::shell_quote(&wrapper("netavark ")),
+                    w = crate::shell_quote(&wrapper(&sb.shim_dir().join("netavark"))),
                     b = bin.display()
                 ),
             ),
@@ -78,7 +80,7 @@ impl<'a> Podman<'a> {
                 "cni",
                 format!(
                     "printf %s {w} > {d}/cni-bin/berth && chmod +x {d}/cni-bin/berth",
-                    w = crate::shell_quote(&wrapper(""))
+                    w = crate::shell_quote(&wrapper(&bin))
                 ),
             ),
         };

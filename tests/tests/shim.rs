@@ -1,0 +1,274 @@
+//! berth-shim, what podman runs as `netavark` (shim/): with an agent running it hands
+//! `setup` and `teardown` to it with the request berth's own door sends and prints the
+//! reply; for anything else, and when no agent takes the command, it runs the `berth` beside
+//! it with the same arguments, environment and stdin.
+
+use berth_tests::{berth_bin, shell_quote, shim_bin, Out, Sandbox};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// `NetworkOptions` for container `name` (id: 64 × `id`) on podman network n8.
+fn options(id: char, name: &str) -> String {
+    json!({
+        "container_id": id.to_string().repeat(64),
+        "container_name": name,
+        "networks": {"n8": {"interface_name": "eth0"}},
+        "network_info": {"n8": {
+            "name": "n8", "id": "8".repeat(64), "driver": "bridge",
+            "network_interface": "podman8",
+            "subnets": [{"subnet": "10.99.8.0/24", "gateway": "10.99.8.1"}],
+            "ipv6_enabled": false, "internal": false, "dns_enabled": false,
+            "ipam_options": {"driver": "host-local"}
+        }},
+        "port_mappings": [{"host_ip": "", "container_port": 80,
+                           "host_port": 18000 + id as u32, "range": 1, "protocol": "tcp"}],
+    })
+    .to_string()
+}
+
+/// A persistent network namespace at `name` beside the sandbox's berth root.
+fn netns(sb: &Sandbox, name: &str) -> String {
+    let p = sb.dir().join(name).display().to_string();
+    sb.ok(&format!("touch {p} && unshare --net={p} true"));
+    p
+}
+
+/// Runs `DIR/netavark VERB NETNS` with `stdin`, logging at debug (without colours); `env`
+/// goes before it.
+fn shim(sb: &Sandbox, dir: &Path, env: &str, verb: &str, ns: &str, stdin: &str) -> Out {
+    sb.sh(&format!(
+        "printf %s {} | env BERTH_LOG=berth=debug NO_COLOR=1 {env} {}/netavark --config /unused \
+         {verb} {ns}",
+        shell_quote(stdin),
+        dir.display()
+    ))
+}
+
+/// Logged by berth's own door when it hands a command to the agent: the shim did not.
+const BERTH_HANDED: &str = "ran by the agent";
+/// Logged by berth's own door when it opens the store: the command ran in the door.
+const RAN_IN_DOOR: &str = "phase=\"open\"";
+/// Logged where the setup ran (in the agent, its log comes back on the door's stderr).
+const SET_UP: &str = "phase=\"setup\"";
+
+#[test]
+fn with_the_agent_running_the_shim_hands_setup_and_teardown_and_prints_the_reply() {
+    let sb = Sandbox::new();
+    let dir = sb.shim_dir();
+    let (ns1, ns2) = (netns(&sb, "ns1"), netns(&sb, "ns2"));
+    // No agent yet: the shim runs berth, whose setup starts one.
+    let out = shim(&sb, &dir, "", "setup", &ns1, &options('a', "one"));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains(RAN_IN_DOOR), "{out:?}");
+    sb.ok("test -S \"$BERTH_RUN_ROOT/door.sock\"");
+
+    let out = shim(&sb, &dir, "", "setup", &ns2, &options('b', "two"));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains(SET_UP),
+        "the agent's log did not come back: {out:?}"
+    );
+    assert!(
+        !out.stderr.contains(BERTH_HANDED) && !out.stderr.contains(RAN_IN_DOOR),
+        "berth ran, not the shim's hand-over: {out:?}"
+    );
+    let status: Value = serde_json::from_str(out.stdout.trim()).expect("one JSON object");
+    let eth0 = &status["n8"]["interfaces"]["eth0"];
+    assert_eq!(eth0["subnets"][0]["ipnet"], "10.99.8.3/24", "{status}");
+    assert_eq!(eth0["subnets"][0]["gateway"], "10.99.8.1", "{status}");
+    sb.ok(&format!("nsenter --net={ns2} ping -c1 -W2 10.99.8.2"));
+    let mac = eth0["mac_address"].as_str().expect("mac_address");
+    sb.ok(&format!(
+        "nsenter --net={ns2} ip -br link show eth0 | grep -qi {mac}"
+    ));
+
+    // An error is the agent's error JSON, on stdout, with exit 1, and changes nothing.
+    let before = sb.state();
+    let out = shim(&sb, &dir, "", "setup", &ns2, "{nope");
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(!out.stderr.contains(RAN_IN_DOOR), "{out:?}");
+    let v: Value = serde_json::from_str(out.stdout.trim()).expect("one JSON object");
+    let msg = v["error"].as_str().unwrap_or_default();
+    assert!(msg.contains("invalid network options JSON"), "{v}");
+    assert_eq!(sb.state(), before, "a failed setup changed state");
+
+    let out = shim(&sb, &dir, "", "teardown", &ns2, &options('b', "two"));
+    assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{out:?}");
+    assert!(!out.stderr.contains(RAN_IN_DOOR), "{out:?}");
+    let link = sb.sh(&format!("nsenter --net={ns2} ip link show eth0"));
+    assert_ne!(link.code, 0, "eth0 left behind: {link:?}");
+    let ps = sb.berth_ok(&["ps", "--format", "json"]);
+    assert!(!ps.contains("\"two\"") && ps.contains("\"one\""), "{ps}");
+}
+
+#[test]
+fn what_the_shim_does_not_hand_berth_runs_with_the_same_input() {
+    let sb = Sandbox::new();
+    let dir = sb.shim_dir();
+    let (ns1, ns2, ns3) = (netns(&sb, "ns1"), netns(&sb, "ns2"), netns(&sb, "ns3"));
+    let out = shim(&sb, &dir, "", "setup", &ns1, &options('a', "one"));
+    assert_eq!(out.code, 0, "{out:?}");
+    // Verbs it does not hand: berth's answer.
+    let version = sb.ok(&format!("{}/netavark version", dir.display()));
+    let berths = sb.berth_ok(&["netavark", "version"]);
+    assert_eq!(version.trim(), berths, "{version}");
+    // BERTH_NO_AGENT: berth's door runs the setup itself, with the shim's stdin.
+    let out = shim(
+        &sb,
+        &dir,
+        "BERTH_NO_AGENT=1",
+        "setup",
+        &ns2,
+        &options('b', "two"),
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains(RAN_IN_DOOR), "{out:?}");
+    sb.ok(&format!("nsenter --net={ns2} ping -c1 -W2 10.99.8.2"));
+    // An agent that refuses (a shim beside another berth executable than the agent's): the
+    // shim has read stdin already and replays it to that berth, whose door (refused too)
+    // runs the setup itself.
+    let other = sb.dir().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::copy(shim_bin(), other.join("berth-shim")).unwrap();
+    std::os::unix::fs::symlink("berth-shim", other.join("netavark")).unwrap();
+    std::fs::copy(berth_bin(), other.join("berth")).unwrap();
+    let out = shim(&sb, &other, "", "setup", &ns3, &options('c', "three"));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains("another berth executable") && out.stderr.contains(RAN_IN_DOOR),
+        "{out:?}"
+    );
+    sb.ok(&format!("nsenter --net={ns3} ping -c1 -W2 10.99.8.2"));
+    let out = shim(&sb, &other, "", "teardown", &ns3, &options('c', "three"));
+    assert_eq!(out.code, 0, "{out:?}");
+    let link = sb.sh(&format!("nsenter --net={ns3} ip link show eth0"));
+    assert_ne!(link.code, 0, "eth0 left behind: {link:?}");
+}
+
+/// A berth stand-in for the shim to run: it prints its arguments, then its stdin.
+const STAND_IN_BERTH: &str = "#!/bin/sh\necho \"berth ran: $*\"\nexec cat\n";
+
+/// A shim in a fresh directory beside [`STAND_IN_BERTH`], run with `args` and `stdin`
+/// against a stand-in agent on `run/door.sock` that answers `answer`; returns the request
+/// line it read, the stand-in berth's metadata and the shim's exit code, stdout and stderr.
+fn against_stand_in(
+    args: &[&str],
+    stdin: &str,
+    answer: &'static str,
+) -> (Value, std::fs::Metadata, i32, String, String) {
+    let dir = std::env::temp_dir().join(format!(
+        "berth-shim-{}-{}",
+        std::process::id(),
+        args.join("-").replace('/', "")
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("run")).unwrap();
+    std::fs::copy(shim_bin(), dir.join("berth-shim")).unwrap();
+    std::os::unix::fs::symlink("berth-shim", dir.join("netavark")).unwrap();
+    std::fs::write(dir.join("berth"), STAND_IN_BERTH).unwrap();
+    std::fs::set_permissions(dir.join("berth"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let listener = UnixListener::bind(dir.join("run/door.sock")).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let agent = std::thread::spawn(move || {
+        // No connection within 20 s: the shim did not hand the command (an empty request).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut conn = loop {
+            match listener.accept() {
+                Ok((conn, _)) => break conn,
+                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+                Err(_) => return String::new(),
+            }
+        };
+        conn.set_nonblocking(false).unwrap();
+        let mut line = String::new();
+        BufReader::new(&conn).read_line(&mut line).unwrap();
+        conn.write_all(answer.as_bytes()).unwrap();
+        line
+    });
+    let mut child = Command::new(dir.join("netavark"))
+        .args(args)
+        .env("BERTH_ROOT", dir.join("root"))
+        .env("BERTH_RUN_ROOT", dir.join("run"))
+        .env("BERTH_LOG", "info")
+        .env("NETAVARK_DNS_PORT", "5353")
+        .env_remove("BERTH_NO_AGENT")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let request = agent.join().unwrap();
+    let berth = std::fs::metadata(dir.join("berth")).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    (
+        serde_json::from_str(&request).expect("the request is one JSON line"),
+        berth,
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_shims_request_is_berths_and_its_reply_is_printed_as_it_came() {
+    let stdin = "{\"x\": \"a \\\"quoted\\\" é\\n\"}\n\ttab\u{1}";
+    let answer = "started\n{\"code\":3,\"stdout\":\"out \\\"é\\\"\\n\",\"stderr\":\"err \\u00fc\\n\",\"micros\":1}\n";
+    let args = [
+        "--config",
+        "/etc/x",
+        "--rootless=false",
+        "setup",
+        "/run/netns/t1",
+    ];
+    let (req, berth, code, stdout, stderr) = against_stand_in(&args, stdin, answer);
+    assert_eq!(
+        (code, stdout.as_str(), stderr.as_str()),
+        (3, "out \"é\"\n", "err ü\n")
+    );
+    // What berth's door sends (berth_engine::door::Request), field for field.
+    let ino = |p: &str| std::fs::metadata(p).unwrap().ino();
+    let expected = json!({
+        "door": "netavark",
+        "args": args,
+        "stdin": stdin,
+        "env": {"NETAVARK_DNS_PORT": "5353"},
+        "log": "info",
+        "root": req["root"],
+        "cluster": null,
+        "namespaces": [ino("/proc/thread-self/ns/mnt"), ino("/proc/thread-self/ns/net")],
+        "build": [berth.dev(), berth.ino(), berth.mtime() * 1_000_000_000 + berth.mtime_nsec()],
+    });
+    assert_eq!(req, expected);
+    assert!(req["root"].as_str().unwrap().ends_with("/root"), "{req}");
+}
+
+#[test]
+fn an_agent_that_stops_mid_command_is_an_error_and_a_refusal_runs_berth_on_the_same_stdin() {
+    let (_, _, code, stdout, _) =
+        against_stand_in(&["teardown", "/run/netns/t2"], "{}", "started\n");
+    assert_eq!(code, 1, "{stdout}");
+    let v: Value = serde_json::from_str(stdout.trim()).expect("error JSON");
+    let msg = v["error"].as_str().unwrap();
+    assert!(
+        msg.contains("the agent stopped before it answered") && msg.contains("agent.log"),
+        "{v}"
+    );
+    let stdin = "{\"container_id\": \"x\"}\nsecond line é";
+    for answer in ["refused not today\n", ""] {
+        let (_, _, code, stdout, _) = against_stand_in(&["setup", "/run/netns/t3"], stdin, answer);
+        assert_eq!(code, 0, "{stdout}");
+        assert_eq!(stdout, format!("berth ran: setup /run/netns/t3\n{stdin}"));
+    }
+}
