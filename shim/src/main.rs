@@ -126,11 +126,14 @@ extern "C" fn start(sp: *const usize) -> ! {
     sys::exit(reply.code)
 }
 
-/// The `berth` beside this executable (symbolic links to it resolved), NUL-terminated.
+/// The `berth` beside this executable (symbolic links to it resolved), NUL-terminated; where
+/// `/proc` cannot say, the one contrib/podman installs, `/usr/local/bin/berth`.
 fn berth_path() -> Vec<u8> {
     let mut buf = [0u8; 4096];
-    let exe = sys::readlink(b"/proc/self/exe\0", &mut buf).unwrap_or(b"/usr/local/bin/x");
-    let dir = &exe[..exe.iter().rposition(|&c| c == b'/').unwrap_or(0)];
+    let dir = match sys::readlink(b"/proc/self/exe\0", &mut buf) {
+        Ok(exe) => &exe[..exe.iter().rposition(|&c| c == b'/').unwrap_or(0)],
+        Err(_) => &b"/usr/local/bin"[..],
+    };
     let mut p = join(dir, b"berth");
     p.push(0);
     p
