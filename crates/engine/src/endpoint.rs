@@ -32,11 +32,21 @@ pub(crate) fn attach(
     inside: Inside<'_>,
     default_route: bool,
 ) -> Result<()> {
+    let mut phases = crate::timing::Phases::new("endpoint");
     let _lock = Lock::exclusive(&paths.network_lock(&net.id))?;
     let vx = crate::overlay::device::spec(paths, net)?;
     let mut nl = Netlink::open().op(|| "open netlink socket".into())?;
     let (bridge_index, created) = bridge::activate(&mut nl, fw, net, vx.as_ref())?;
-    if let Err(e) = veth(&mut nl, net, ep, inside, bridge_index, default_route) {
+    phases.mark("bridge");
+    if let Err(e) = veth(
+        &mut nl,
+        net,
+        ep,
+        inside,
+        bridge_index,
+        default_route,
+        &mut phases,
+    ) {
         let _ = nl.delete_link_by_name(&ep.host_ifname);
         if created {
             bridge::deactivate(net);
@@ -53,6 +63,7 @@ fn veth(
     inside: Inside<'_>,
     bridge_index: u32,
     default_route: bool,
+    phases: &mut crate::timing::Phases,
 ) -> Result<()> {
     let what = || format!("{} of network {}", ep.host_ifname, net.name);
     // A runtime's namespace may still hold the same interface name from a teardown whose
@@ -78,6 +89,7 @@ fn veth(
             r => break r.op(|| format!("create veth {}", what()))?,
         }
     };
+    phases.mark("veth");
     // On an IPv4-only network the host end needs no IPv6: no link-local address and route
     // per veth in the host's tables (each makes the next link change walk more of them).
     // It gets none before it has a carrier.
@@ -95,6 +107,7 @@ fn veth(
     // packets bridged back out of the port they came in by.
     nl.set_port_hairpin(index, true)
         .op(|| format!("set hairpin mode on {}", what()))?;
+    phases.mark("host-end");
 
     // Likewise inside the container (as Docker does for IPv4-only networks): no link-local
     // address, DAD, router solicitations or multicast reports, so no IPv6 chatter for the
@@ -133,6 +146,7 @@ fn veth(
     inner
         .set_up(link.index)
         .op(|| format!("bring {} up in container", ep.ifname))?;
+    phases.mark("inside");
     if default_route {
         // One default route per family, via this network's gateway of that family.
         for (v4, dst) in [(true, "0.0.0.0/0"), (false, "::/0")] {
@@ -147,8 +161,12 @@ fn veth(
             }
         }
     }
-    nl.set_up(index)
-        .op(|| format!("bring {} up", ep.host_ifname))
+    phases.mark("route");
+    let up = nl
+        .set_up(index)
+        .op(|| format!("bring {} up", ep.host_ifname));
+    phases.mark("up");
+    up
 }
 
 /// True when the namespace already has an IPv4 default route.
