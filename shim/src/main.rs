@@ -34,7 +34,7 @@ const RESULT_TIMEOUT_S: u64 = 300;
 ///
 /// # Safety
 /// `p` points at such an array, which lives for the whole program.
-unsafe fn strings(mut p: *const *const u8) -> (Vec<&'static [u8]>, *const *const u8) {
+unsafe fn strings(mut p: *const *const u8) -> Vec<&'static [u8]> {
     let mut out = Vec::new();
     // SAFETY: the caller's promise: each entry is a NUL-terminated string, until NULL.
     unsafe {
@@ -43,7 +43,7 @@ unsafe fn strings(mut p: *const *const u8) -> (Vec<&'static [u8]>, *const *const
             p = p.add(1);
         }
     }
-    (out, p)
+    out
 }
 
 /// The process: `sp` is the stack pointer the kernel started it with.
@@ -54,9 +54,9 @@ extern "C" fn start(sp: *const usize) -> ! {
         (argv, argv.add(*sp + 1))
     };
     // SAFETY: both arrays are the kernel's and live as long as the process.
-    let (argv, _) = unsafe { strings(argv_p) };
+    let argv = unsafe { strings(argv_p) };
     // SAFETY: as above.
-    let (envs, _) = unsafe { strings(envp_p) };
+    let envs = unsafe { strings(envp_p) };
     let env = Env(&envs);
     let argv0 = argv.first().copied().unwrap_or_default();
     let args = argv.get(1..).unwrap_or_default();
@@ -66,20 +66,21 @@ extern "C" fn start(sp: *const usize) -> ! {
         become_berth(&berth, stdin, argv_p, envp_p);
     };
     let Plan::Hand { .. } = plan else { exec(None) };
-    let (Some(root), Some(run_root), Some(log)) = (
+    let run_root = env
+        .var("BERTH_RUN_ROOT")
+        .unwrap_or(berth_shim::DEFAULT_RUN_ROOT.as_bytes());
+    // No agent to hand to: berth runs the command (and starts the agent if it needs it),
+    // with stdin still unread.
+    let Ok(conn) = sys::connect_unix(&join(run_root, b"door.sock")) else {
+        exec(None)
+    };
+    let (Some(root), Some(log)) = (
         env.text("BERTH_ROOT", berth_shim::DEFAULT_ROOT),
-        env.var("BERTH_RUN_ROOT")
-            .or(Some(berth_shim::DEFAULT_RUN_ROOT.as_bytes())),
         env.text("BERTH_LOG", berth_shim::DEFAULT_LOG),
     ) else {
         exec(None)
     };
     let Some(door) = door(&berth, env, log, root) else {
-        exec(None)
-    };
-    // No agent to hand to: berth runs the command (and starts the agent if it needs it),
-    // with stdin still unread.
-    let Ok(conn) = sys::connect_unix(&join(run_root, b"door.sock")) else {
         exec(None)
     };
     let Ok(stdin) = read_all(sys::STDIN) else {
