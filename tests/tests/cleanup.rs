@@ -44,11 +44,12 @@ fn leftovers(sb: &Sandbox) -> Vec<String> {
 }
 
 /// The default network's bridge, once it had a container: its link, gateway and elements.
-const DEFAULT_BRIDGE_STAYS: [&str; 5] = [
+const DEFAULT_BRIDGE_STAYS: [&str; 6] = [
     "link berth0",
     "address berth0 172.17.0.1/16",
     "nft elements in bridges",
     "nft elements in same_bridge",
+    "nft elements in bridged4",
     "nft elements in masq4",
 ];
 

@@ -143,3 +143,69 @@ fn none_mode_has_only_loopback_and_it_is_up() {
     assert!(lines[1].starts_with("lo "), "{out}");
     assert!(lines[1].contains("UP"), "lo is up: {out}");
 }
+
+/// Containers on one bridge talk as on a switch: their flows get no conntrack entry (the
+/// kernel's bridge netfilter would otherwise track every one), over IPv4 and IPv6. What is
+/// translated stays tracked: a sibling reached through a published port (hairpin), whose
+/// replies go to the gateway and are translated back.
+#[test]
+fn traffic_between_containers_of_a_bridge_is_untracked_but_translated_traffic_is_tracked() {
+    let sb = Sandbox::new();
+    let _out = sb.outside();
+    sb.berth_ok(&["network", "create", "--ipv6", "dual"]);
+    // An IPv6 socket, which takes IPv4 connections too.
+    sb.berth_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "dual",
+        "-p",
+        "8080:80",
+        "socat",
+        "TCP6-LISTEN:80,fork,reuseaddr",
+        "EXEC:cat",
+    ]);
+    sleeper(&sb, "client", &["--network", "dual"]);
+    let web = sb.ip("web", "dual");
+    let web6 = sb.inspect("web")["Networks"]["dual"]["IPv6Address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let entries = |filter: &str| {
+        sb.ok(&format!(
+            "conntrack -L {filter} 2>/dev/null | grep -c . || true"
+        ))
+        .trim()
+        .to_string()
+    };
+    assert!(sb.wait_reach("client", &web, 80), "IPv4, direct");
+    assert!(
+        sb.can_reach("client", &format!("[{web6}]"), 80),
+        "IPv6, direct"
+    );
+    assert_eq!(
+        entries(&format!("-p tcp --orig-dst {web} --orig-port-dst 80")),
+        "0"
+    );
+    assert_eq!(
+        entries(&format!(
+            "-f ipv6 -p tcp --orig-dst {web6} --orig-port-dst 80"
+        )),
+        "0"
+    );
+    assert!(
+        sb.can_reach("client", "10.99.0.1", 8080),
+        "hairpin via a host address"
+    );
+    assert_ne!(
+        entries("-p tcp --orig-dst 10.99.0.1 --orig-port-dst 8080"),
+        "0",
+        "the translated flow is tracked"
+    );
+    // Isolation does not rest on conntrack: a container of another network still cannot
+    // reach these (untracked) addresses.
+    sleeper(&sb, "stranger", &[]);
+    assert!(!sb.can_reach("stranger", &web, 80));
+}

@@ -66,6 +66,7 @@ pub(crate) fn elements(net: &Network) -> Option<NetworkElements> {
             true => Vec::new(),
             false => net.subnets.iter().map(|s| s.subnet).collect(),
         },
+        bridged: net.subnets.iter().map(|s| (s.subnet, s.gateway)).collect(),
     })
 }
 

@@ -6,7 +6,7 @@
 use crate::ruleset::sets;
 use berth_kernel::nftables::{encode, Element};
 use ipnet::IpNet;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// What one active bridge network contributes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,6 +17,10 @@ pub struct NetworkElements {
     pub internal: bool,
     /// Subnets whose outbound traffic is masqueraded (empty for internal networks).
     pub subnets: Vec<IpNet>,
+    /// Every subnet of the network (internal ones too) with its gateway address on the
+    /// bridge. The subnet's other addresses are the containers': packets to them are bridged
+    /// between containers and skip conntrack (`bridged4`/`bridged6`, see the ruleset).
+    pub bridged: Vec<(IpNet, IpAddr)>,
 }
 
 /// One published host port (of one address family) and where it leads.
@@ -53,6 +57,13 @@ impl NetworkElements {
             (sets::BRIDGES, elem(b.clone())),
             (sets::SAME_BRIDGE, elem(encode::concat(&[&b, &b]))),
         ];
+        for (net, gateway) in &self.bridged {
+            let set = match net {
+                IpNet::V4(_) => sets::BRIDGED4,
+                IpNet::V6(_) => sets::BRIDGED6,
+            };
+            v.extend(without(*net, *gateway).into_iter().map(|e| (set, e)));
+        }
         if self.internal {
             v.push((sets::INTERNAL_BRIDGES, elem(b)));
         } else {
@@ -65,6 +76,35 @@ impl NetworkElements {
             }
         }
         v
+    }
+}
+
+/// The interval elements of `net`'s addresses but `gateway`: the ranges before and after it
+/// (the whole subnet when the gateway is outside it).
+fn without(net: IpNet, gateway: IpAddr) -> Vec<Element> {
+    let net = net.trunc();
+    if !net.contains(&gateway) {
+        return encode::prefix(net);
+    }
+    let (first, last) = (net.network(), net.broadcast());
+    let mut out = Vec::new();
+    if gateway > first {
+        let before = beside(gateway, false);
+        out.extend(encode::range(first, before).expect("one family, in order"));
+    }
+    if gateway < last {
+        let after = beside(gateway, true);
+        out.extend(encode::range(after, last).expect("one family, in order"));
+    }
+    out
+}
+
+/// The address after (`up`) or before `a`; the caller knows there is one.
+fn beside(a: IpAddr, up: bool) -> IpAddr {
+    let step = |n: u128| if up { n + 1 } else { n - 1 };
+    match a {
+        IpAddr::V4(a) => Ipv4Addr::from(step(u32::from(a).into()) as u32).into(),
+        IpAddr::V6(a) => Ipv6Addr::from(step(a.into())).into(),
     }
 }
 
@@ -137,6 +177,7 @@ mod tests {
             bridge: "br1".into(),
             internal: true,
             subnets: vec!["10.1.0.0/24".parse().unwrap()],
+            bridged: Vec::new(),
         };
         let sets: Vec<_> = e.elements().into_iter().map(|(s, _)| s).collect();
         assert_eq!(
@@ -163,6 +204,49 @@ mod tests {
             (els[3].1.key.clone(), els[3].1.interval_end),
             (vec![10, 1, 1, 0], true)
         );
+    }
+
+    #[test]
+    fn bridged_addresses_are_the_subnet_without_its_gateway() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let keys = |net: &str, gw: &str| {
+            without(net.parse().unwrap(), ip(gw))
+                .into_iter()
+                .map(|e| (e.key, e.interval_end))
+                .collect::<Vec<_>>()
+        };
+        // 10.91.0.0, then 10.91.0.2-10.91.255.255
+        assert_eq!(
+            keys("10.91.0.0/16", "10.91.0.1"),
+            [
+                (vec![10, 91, 0, 0], false),
+                (vec![10, 91, 0, 1], true),
+                (vec![10, 91, 0, 2], false),
+                (vec![10, 92, 0, 0], true)
+            ]
+        );
+        // A gateway at either end leaves one range; one outside leaves the whole subnet.
+        assert_eq!(keys("10.1.0.0/24", "10.1.0.0").len(), 2);
+        assert_eq!(keys("10.1.0.0/24", "10.1.0.255")[1].0, [10, 1, 0, 255]);
+        assert_eq!(
+            keys("10.1.0.0/24", "10.9.0.1"),
+            [(vec![10, 1, 0, 0], false), (vec![10, 1, 1, 0], true)]
+        );
+        let v6 = keys("fd00:1::/64", "fd00:1::1");
+        assert_eq!((v6.len(), v6[1].0[15], v6[2].0[15]), (4, 1, 2));
+        // Internal networks too, into the family's set.
+        let e = NetworkElements {
+            bridge: "br1".into(),
+            internal: true,
+            subnets: Vec::new(),
+            bridged: vec![
+                ("10.1.0.0/24".parse().unwrap(), ip("10.1.0.1")),
+                ("fd00:1::/64".parse().unwrap(), ip("fd00:1::1")),
+            ],
+        };
+        let sets: Vec<_> = e.elements().into_iter().map(|(s, _)| s).collect();
+        assert_eq!(sets.iter().filter(|s| **s == sets::BRIDGED4).count(), 4);
+        assert_eq!(sets.iter().filter(|s| **s == sets::BRIDGED6).count(), 4);
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //!
 //! One table, `inet berth`, holds every rule berth needs. The rules never change with the
 //! number of networks, containers or ports; what a network or a container adds is an element
-//! of a set or map (`bridges`, `same_bridge`, `internal_bridges`, `masq4`/`masq6`, the
-//! `pub4*`/`pub6*` port maps). See `docs/ARCHITECTURE.md` for the rule-by-rule reasoning.
+//! of a set or map (`bridges`, `same_bridge`, `internal_bridges`, `bridged4`/`bridged6`,
+//! `masq4`/`masq6`, the `pub4*`/`pub6*` port maps). See `docs/ARCHITECTURE.md` for the rule-by-rule reasoning.
 //!
 //! The ruleset is text for `nft -f -` ([`ruleset`]), installed once per host (and again
 //! when it was deleted or flushed). Elements ([`elements`]) travel as nf_tables netlink

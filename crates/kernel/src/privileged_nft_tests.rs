@@ -89,6 +89,10 @@ fn v6(s: &str) -> Ipv6Addr {
     s.parse().unwrap()
 }
 
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
 const TCP: u8 = libc::IPPROTO_TCP as u8;
 const UDP: u8 = libc::IPPROTO_UDP as u8;
 
@@ -129,6 +133,23 @@ fn elements_of_every_berth_set_type() {
                 "s_v6",
                 encode::prefix("fd00:1::/64".parse().unwrap()),
                 "fd00:1::/64",
+            ),
+            (
+                // a subnet without its gateway, as `bridged4` holds it
+                "set",
+                "s_v4",
+                [
+                    encode::range(ip("10.91.0.0"), ip("10.91.0.0")).unwrap(),
+                    encode::range(ip("10.91.0.2"), ip("10.91.255.255")).unwrap(),
+                ]
+                .concat(),
+                "10.91.0.0, 10.91.0.2-10.91.255.255",
+            ),
+            (
+                "set",
+                "s_v6",
+                encode::range(ip("fd00:1::2"), ip("fd00:1::ffff:ffff:ffff:ffff")).unwrap(),
+                "fd00:1::2-fd00:1::ffff:ffff:ffff:ffff",
             ),
             (
                 "map",

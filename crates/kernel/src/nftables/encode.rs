@@ -69,20 +69,28 @@ pub fn concat(fields: &[&[u8]]) -> Vec<u8> {
 ///
 /// Host bits of `net` are ignored (172.18.0.5/16 is 172.18.0.0/16).
 pub fn prefix(net: IpNet) -> Vec<Element> {
-    let (start, next) = match net.trunc() {
-        IpNet::V4(n) => {
-            let start = u32::from(n.network());
-            let size = 1u64 << (32 - n.prefix_len());
-            let next = u32::try_from(u64::from(start) + size).ok();
-            (ipv4(start.into()), next.map(|a| ipv4(Ipv4Addr::from(a))))
+    let net = net.trunc();
+    range(net.network(), net.broadcast()).expect("a prefix is a range of one family")
+}
+
+/// The elements of the address range `first-last` (both included) in an
+/// interval set, as `nft add element ... { 10.0.0.2-10.0.255.255 }` sends
+/// them: `first`, and the address after `last` flagged as interval end (none
+/// when `last` is the top of the address space). Fails for addresses of two
+/// families or a range whose end comes before its start.
+pub fn range(first: IpAddr, last: IpAddr) -> Result<Vec<Element>> {
+    let (start, next) = match (first, last) {
+        (IpAddr::V4(a), IpAddr::V4(b)) if a <= b => {
+            (ipv4(a), u32::from(b).checked_add(1).map(|n| ipv4(n.into())))
         }
-        IpNet::V6(n) => {
-            let start = u128::from(n.network());
-            let next = match n.prefix_len() {
-                0 => None,
-                len => start.checked_add(1u128 << (128 - u32::from(len))),
-            };
-            (ipv6(start.into()), next.map(|a| ipv6(Ipv6Addr::from(a))))
+        (IpAddr::V6(a), IpAddr::V6(b)) if a <= b => (
+            ipv6(a),
+            u128::from(b).checked_add(1).map(|n| ipv6(n.into())),
+        ),
+        _ => {
+            return Err(Error::Invalid(format!(
+                "address range {first}-{last}: not a range of one family"
+            )))
         }
     };
     let mut out = vec![Element::key(start)];
@@ -92,7 +100,7 @@ pub fn prefix(net: IpNet) -> Vec<Element> {
             ..Element::key(end)
         });
     }
-    out
+    Ok(out)
 }
 
 /// Validates an encoded key or data value against the kernel's limits.
@@ -187,6 +195,36 @@ mod tests {
             (&end[..], true)
         );
         assert!(!els[0].interval_end);
+    }
+
+    #[test]
+    fn ranges_are_start_and_the_address_after_the_end() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let els = range(ip("10.91.0.2"), ip("10.91.255.255")).unwrap();
+        assert_eq!(
+            els,
+            [
+                Element::key(vec![10, 91, 0, 2]),
+                Element {
+                    interval_end: true,
+                    ..Element::key(vec![10, 92, 0, 0])
+                }
+            ]
+        );
+        // One address; the top of the space (no end element); IPv6 carries past a word.
+        let one = range(ip("10.91.0.0"), ip("10.91.0.0")).unwrap();
+        assert_eq!(one[1].key, [10, 91, 0, 1]);
+        assert_eq!(
+            range(ip("10.0.0.0"), ip("255.255.255.255")).unwrap().len(),
+            1
+        );
+        let v6 = range(ip("fd00::2"), ip("fd00::ffff:ffff:ffff:ffff")).unwrap();
+        let mut end = [0u8; 16];
+        end[0] = 0xfd;
+        end[7] = 1;
+        assert_eq!(v6[1].key, end);
+        range(ip("10.0.0.2"), ip("10.0.0.1")).unwrap_err();
+        range(ip("10.0.0.2"), ip("fd00::1")).unwrap_err();
     }
 
     #[test]
