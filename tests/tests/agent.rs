@@ -157,6 +157,63 @@ fn a_new_container_resolves_at_once() {
 }
 
 #[test]
+fn a_name_freed_by_rm_answers_only_for_its_new_owner() {
+    // A setup adds its own container to the names DNS serves without re-reading the store
+    // (`reload-names`); after a removal it must re-read them, or the old owner of a reused
+    // name would answer beside the new one until the deferred reload.
+    let sb = Sandbox::new();
+    sb.berth_ok(&["run", "-d", "--name", "cli", "sleep", "300"]);
+    sb.berth_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--ip",
+        "172.17.0.50",
+        "sleep",
+        "300",
+    ]);
+    assert_eq!(
+        dig(&sb, "cli", "web"),
+        ("NOERROR".into(), vec!["172.17.0.50".to_string()])
+    );
+    sb.berth_ok(&["rm", "-f", "web"]);
+    sb.berth_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--ip",
+        "172.17.0.60",
+        "sleep",
+        "300",
+    ]);
+    assert_eq!(
+        dig(&sb, "cli", "web"),
+        ("NOERROR".into(), vec!["172.17.0.60".to_string()])
+    );
+    // And one more setup after it (on the records `reload-names` keeps): both names answer.
+    sb.berth_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "db",
+        "--ip",
+        "172.17.0.70",
+        "sleep",
+        "300",
+    ]);
+    assert_eq!(
+        dig(&sb, "cli", "db"),
+        ("NOERROR".into(), vec!["172.17.0.70".to_string()])
+    );
+    assert_eq!(
+        dig(&sb, "cli", "web"),
+        ("NOERROR".into(), vec!["172.17.0.60".to_string()])
+    );
+}
+
+#[test]
 fn kill_9_of_the_agent_leaves_traffic_alone_and_the_next_command_restarts_it() {
     let sb = Sandbox::new();
     two_networks(&sb);

@@ -114,6 +114,54 @@ fn with_the_agent_running_setup_and_teardown_run_in_it_and_do_what_the_door_does
     assert!(!ps.contains("\"two\""), "{ps}");
 }
 
+/// `options` on a network with DNS, the container at a static address.
+fn with_dns(id: char, name: &str, ip: &str) -> String {
+    let mut v: Value = serde_json::from_str(&options(id, name, "bridge")).unwrap();
+    v["network_info"]["n7"]["dns_enabled"] = true.into();
+    v["networks"]["n7"]["static_ips"] = json!([ip]);
+    v.to_string()
+}
+
+/// The A records DNS on network n7's gateway gives for `name`, asked from namespace `ns`.
+fn resolve(sb: &Sandbox, ns: &str, name: &str) -> Vec<String> {
+    let out = sb.ok(&format!(
+        "nsenter --net={ns} dig +time=2 +tries=1 +short @10.99.7.1 {name} A"
+    ));
+    let mut ips: Vec<String> = out.lines().map(str::to_string).collect();
+    ips.sort();
+    ips
+}
+
+#[test]
+fn a_name_freed_by_a_handed_teardown_answers_only_for_its_new_owner() {
+    // A setup on a network with DNS adds its own container to what DNS serves, read by id
+    // (`reload-names`); a teardown handed to the agent leaves the full reload for later, so
+    // the next setup must not add to the records from before it: the old owner of a reused
+    // name would answer beside the new one. Teardown and setup run back to back, before the
+    // agent's deferred reload.
+    let sb = Sandbox::new();
+    let (ns1, ns2, ns3) = (netns(&sb, "ns1"), netns(&sb, "ns2"), netns(&sb, "ns3"));
+    let run = |verb: &str, ns: &str, opts: &str| {
+        let out = door(&sb, "", verb, ns, opts);
+        assert_eq!(out.code, 0, "{verb}: {out:?}");
+    };
+    run("setup", &ns1, &with_dns('a', "cli", "10.99.7.10"));
+    let web = with_dns('b', "web", "10.99.7.50");
+    run("setup", &ns2, &web);
+    assert_eq!(resolve(&sb, &ns1, "web"), ["10.99.7.50"]);
+    let out = sb.sh(&format!(
+        "printf %s {} | berth netavark teardown {ns2} && printf %s {} | berth netavark setup {ns3} >/dev/null",
+        shell_quote(&web),
+        shell_quote(&with_dns('c', "web", "10.99.7.60"))
+    ));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(resolve(&sb, &ns1, "web"), ["10.99.7.60"]);
+    // A setup after it adds to exact records: both names answer.
+    run("setup", &ns2, &with_dns('d', "db", "10.99.7.70"));
+    assert_eq!(resolve(&sb, &ns1, "db"), ["10.99.7.70"]);
+    assert_eq!(resolve(&sb, &ns1, "web"), ["10.99.7.60"]);
+}
+
 #[test]
 fn a_door_the_agent_cannot_or_will_not_take_runs_the_command_itself() {
     let sb = Sandbox::new();

@@ -3,7 +3,10 @@
 //! at once and reloads later: a setup that needs nothing served before it returns (no names
 //! asked of berth's DNS, no ports). `reload-ports ID [setup MICROS]` (a setup that published
 //! ports and asked for no names) is answered once container ID's `[::1]` relays listen,
-//! read by id, and reloads the rest later. `adopt-ports ID port=PROTO/PORT... [setup
+//! read by id, and reloads the rest later. `reload-names ID [setup MICROS]` (a setup or
+//! network connect of container ID, which may be asked for by name) is answered once DNS
+//! serves ID's names and its `[::1]` relays listen, both read by id, and reloads the rest
+//! later. `adopt-ports ID port=PROTO/PORT... [setup
 //! MICROS]` does the same with the listening sockets its door bound and passed along. `reap teardown MICROS ...` hands links and idle
 //! door networks (and any descriptors sent with it, see `reaper`) to the `reaper` thread,
 //! answers `ok`, and reloads later. "Later" is the
@@ -52,6 +55,12 @@ fn handle(conn: UnixStream, st: &mut State, deferred: &Deferred) -> std::io::Res
     // `reap` and `reload-soon` are answered before their reload: the runtime need not wait
     // for it (a removed name may answer for a moment longer).
     let mut reload_after = false;
+    // Any change but a container's setup by `reload-names` may have removed or renamed
+    // records (a teardown, a setup that did not wait for its names): until the full reload
+    // that follows it, `reload_names` has no exact records to add to, and re-reads them all.
+    if !matches!(words.first(), Some(&("ping" | "reload-names"))) {
+        st.records = None;
+    }
     let answer = match words.as_slice() {
         ["ping"] => "pong".to_string(),
         [verb @ ("reload" | "reload-soon"), rest @ ..] => {
@@ -72,14 +81,18 @@ fn handle(conn: UnixStream, st: &mut State, deferred: &Deferred) -> std::io::Res
                 answer
             }
         }
-        ["reload-ports", id, rest @ ..] => {
+        [verb @ ("reload-ports" | "reload-names"), id, rest @ ..] => {
             if let [op @ "setup", micros] = rest {
                 if let Ok(us) = micros.parse::<u64>() {
                     st.metrics.observe(op, Duration::from_micros(us));
                 }
             }
             reload_after = true;
-            match reload_ports(st, id) {
+            let served = match *verb {
+                "reload-names" => reload_names(st, id),
+                _ => reload_ports(st, id),
+            };
+            match served {
                 Ok(Ok(())) => "ok".to_string(),
                 Ok(Err(e)) | Err(e) => format!("error {e}"),
             }
@@ -154,6 +167,39 @@ fn reload_ports(st: &mut State, id: &str) -> Result<Result<(), String>, String> 
     let relayed = st.relays.add(&mine);
     st.metrics.relayed_ports.set(st.relays.len() as i64);
     Ok(relayed)
+}
+
+/// The part of a setup's reload its runtime waits for when its container may be asked for by
+/// name: container `id`'s records added to those DNS serves, and its `[::1]` relays, all read
+/// by id. The whole reload instead when there is nothing exact to add to (no full reload
+/// since the last change of another kind: a name freed by a teardown must not answer beside
+/// its new owner's), with
+/// overlay peers (as in [`reload_ports`]), or when the container is on a network DNS does
+/// not know or listen on yet (its first container here): then the listeners change too.
+fn reload_names(st: &mut State, id: &str) -> Result<Result<(), String>, String> {
+    if st.peers.is_some() || st.records.is_none() {
+        return reload(st);
+    }
+    let Some(one) = snapshot::one(&mut st.engine, id, st.dns_port).map_err(|e| e.to_string())?
+    else {
+        return reload(st);
+    };
+    let served = st.dns.listeners();
+    let snap = st.records.as_ref().expect("checked above");
+    let known = one.networks.iter().all(|n| snap.networks.contains(n))
+        && one
+            .listeners
+            .iter()
+            .all(|l| served.iter().any(|(asked, _)| asked == l));
+    if !known {
+        return reload(st);
+    }
+    let mut snap = snap.clone();
+    snap.containers.retain(|c| c.id != id);
+    snap.containers.extend(one.record);
+    st.dns.set_records(&snap).map_err(|e| e.to_string())?;
+    st.records = Some(snap);
+    reload_ports(st, id)
 }
 
 /// `adopt-ports`: container `id`'s `[::1]` relays, on the sockets its door bound (`fds`, one
@@ -260,6 +306,7 @@ pub(crate) fn reload_dns(st: &mut State) -> Result<(), String> {
     let (snap, listeners, counts) =
         snapshot::read(&mut st.engine, st.dns_port, &remote).map_err(|e| e.to_string())?;
     st.dns.set_records(&snap).map_err(|e| e.to_string())?;
+    st.records = Some(snap);
     st.dns
         .set_listeners(&listeners)
         .map_err(|e| e.to_string())?;

@@ -94,6 +94,9 @@ pub(crate) struct State {
     pub(crate) peers: Option<Arc<overlay::Peers>>,
     /// Deferred link and bridge deletions (`reaper`).
     pub(crate) reaper: std::sync::mpsc::Sender<reaper::Job>,
+    /// The records DNS serves, as last handed to it: `reload-names` adds one container to
+    /// them without re-reading the store.
+    pub(crate) records: Option<berth_dns::Snapshot>,
 }
 
 /// Runs the agent in the foreground until SIGTERM or SIGINT.
@@ -140,6 +143,7 @@ pub fn run(paths: Paths, opts: Options) -> Result<(), Error> {
             .as_ref()
             .map(|c| Arc::new(overlay::Peers::new(&c.host))),
         reaper: reaper::spawn(paths.clone()).map_err(io("start the reaper thread"))?,
+        records: None,
     };
     if let Err(e) = control::reload(&mut state).map_err(Error::Reload)? {
         // Everything else serves; the next reload tries the relay again.

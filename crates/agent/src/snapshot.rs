@@ -40,8 +40,7 @@ pub(crate) fn read(
         containers: Vec::new(),
     };
     let mut listeners = Vec::new();
-    let has_dns = |n: &&berth_store::Network| n.driver == "bridge" || n.driver == "overlay";
-    for n in nets.iter().filter(has_dns) {
+    for n in nets.iter().filter(|n| has_dns(n)) {
         snap.networks.push(NetworkRecord {
             name: n.name.clone(),
             subnets: n.subnets.iter().map(|s| s.subnet).collect(),
@@ -55,31 +54,8 @@ pub(crate) fn read(
     }
     for (c, eps) in &all {
         counts.endpoints += eps.len() as i64;
-        let endpoints: Vec<Endpoint> = eps
-            .iter()
-            .filter_map(|e| {
-                let n = nets.iter().find(|n| n.id == e.network_id && has_dns(n))?;
-                Some(Endpoint {
-                    network: n.name.clone(),
-                    addresses: e.addresses.iter().map(|a| a.addr).collect(),
-                    aliases: e.aliases.clone(),
-                })
-            })
-            .collect();
-        if endpoints.is_empty() {
-            continue;
-        }
-        snap.containers.push(Container {
-            id: c.id.clone(),
-            name: c.name.clone(),
-            dns: c
-                .dns
-                .iter()
-                .filter_map(|d| d.parse::<IpAddr>().ok())
-                .map(|a| SocketAddr::new(a, 53))
-                .collect(),
-            endpoints,
-        });
+        snap.containers
+            .extend(record(c, eps, |id| nets.iter().find(|n| n.id == id)));
     }
     for r in remote {
         let Some(n) = nets.iter().find(|n| n.id == r.network_id) else {
@@ -97,4 +73,72 @@ pub(crate) fn read(
         });
     }
     Ok((snap, listeners, counts))
+}
+
+/// Every bridge network has DNS, the default `bridge` included; overlay networks too.
+fn has_dns(n: &berth_store::Network) -> bool {
+    n.driver == "bridge" || n.driver == "overlay"
+}
+
+/// Container `c`'s records, its endpoints `eps` on the networks `network` finds by id; none
+/// when it has no endpoint on a network with DNS.
+fn record<'n>(
+    c: &berth_store::Container,
+    eps: &[berth_store::Endpoint],
+    network: impl Fn(&str) -> Option<&'n berth_store::Network>,
+) -> Option<Container> {
+    let endpoints: Vec<Endpoint> = eps
+        .iter()
+        .filter_map(|e| {
+            let n = network(&e.network_id).filter(|n| has_dns(n))?;
+            Some(Endpoint {
+                network: n.name.clone(),
+                addresses: e.addresses.iter().map(|a| a.addr).collect(),
+                aliases: e.aliases.clone(),
+            })
+        })
+        .collect();
+    if endpoints.is_empty() {
+        return None;
+    }
+    Some(Container {
+        id: c.id.clone(),
+        name: c.name.clone(),
+        dns: c
+            .dns
+            .iter()
+            .filter_map(|d| d.parse::<IpAddr>().ok())
+            .map(|a| SocketAddr::new(a, 53))
+            .collect(),
+        endpoints,
+    })
+}
+
+/// One container's records, read by id (a few point lookups, whatever the number of
+/// containers), with the networks they belong to and the DNS listen addresses those networks
+/// need. `None` when the store has no such container.
+pub(crate) fn one(engine: &mut Engine, id: &str, port: u16) -> Result<Option<One>> {
+    let Some((c, eps, nets)) = container::by_id_with_networks(engine, id)? else {
+        return Ok(None);
+    };
+    let with_dns = || nets.values().filter(|n| has_dns(n));
+    Ok(Some(One {
+        record: record(&c, &eps, |id| nets.get(id)),
+        networks: with_dns()
+            .map(|n| NetworkRecord {
+                name: n.name.clone(),
+                subnets: n.subnets.iter().map(|s| s.subnet).collect(),
+            })
+            .collect(),
+        listeners: with_dns()
+            .flat_map(|n| n.subnets.iter().map(|s| SocketAddr::new(s.gateway, port)))
+            .collect(),
+    }))
+}
+
+/// What [`one`] reads.
+pub(crate) struct One {
+    pub(crate) record: Option<Container>,
+    pub(crate) networks: Vec<NetworkRecord>,
+    pub(crate) listeners: Vec<SocketAddr>,
 }

@@ -90,7 +90,7 @@ pub fn connect(
             .write(|tx| -> Result<()> { Ok(tx.delete_endpoint(&ep.id)?) });
         return Err(e);
     }
-    crate::agent::notify(&engine.paths, None);
+    crate::agent::notify(&engine.paths, &c.id, None);
     events::endpoints(&mut engine.store, "connect", &c, std::slice::from_ref(&ep));
     rewrite_hosts(engine, &c)
 }

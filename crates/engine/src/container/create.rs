@@ -323,7 +323,7 @@ pub fn create(engine: &mut Engine, req: &RunRequest) -> Result<Container> {
         return Err(e);
     }
     if !c.networks.is_empty() {
-        crate::agent::notify(&engine.paths, Some(("setup", t0.elapsed())));
+        crate::agent::notify(&engine.paths, &container.id, Some(("setup", t0.elapsed())));
     }
     let nets: Vec<&str> = c.networks.iter().map(|n| n.name.as_str()).collect();
     let nets = match nets.is_empty() {

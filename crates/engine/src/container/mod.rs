@@ -23,8 +23,8 @@ pub use remove::{remove, stop};
 
 use crate::{Engine, Error, Result};
 use berth_kernel::process as kproc;
-use berth_store::{Container, ContainerState, Endpoint};
-use std::collections::HashMap;
+use berth_store::{Container, ContainerState, Endpoint, Network};
+use std::collections::{BTreeMap, HashMap};
 
 /// Finds a container by name, id or id prefix.
 pub fn find(engine: &mut Engine, reference: &str) -> Result<Container> {
@@ -57,6 +57,22 @@ pub fn list(engine: &mut Engine) -> Result<Vec<(Container, Vec<Endpoint>)>> {
                 (c, eps)
             })
             .collect())
+    })
+}
+
+/// A container, its endpoints and their networks (by network id).
+pub type WithNetworks = (Container, Vec<Endpoint>, BTreeMap<String, Network>);
+
+/// The container of exactly this id with its endpoints and their networks, in one read of a
+/// few point lookups; `None` when there is no such container.
+pub fn by_id_with_networks(engine: &mut Engine, id: &str) -> Result<Option<WithNetworks>> {
+    engine.store.read(|tx| -> Result<_> {
+        let Some(c) = tx.container(id)?.filter(|c| c.id == id) else {
+            return Ok(None);
+        };
+        let eps = tx.endpoints_of_container(id)?;
+        let nets = tx.networks_of(&eps)?;
+        Ok(Some((c, eps, nets)))
     })
 }
 

@@ -243,7 +243,7 @@ pub fn attach(engine: &mut Engine, req: &AttachRequest) -> Result<Vec<Attached>>
     // else the agent may pick up just after.
     let timing = Some(("setup", t0.elapsed()));
     let wait = match (req.uses_names, checked.publish.is_empty()) {
-        (true, _) => crate::agent::Wait::All,
+        (true, _) => crate::agent::Wait::Names(&id),
         (false, false) => crate::agent::Wait::Ports(&id),
         (false, true) => crate::agent::Wait::No,
     };
