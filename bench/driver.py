@@ -30,12 +30,15 @@ REPO = os.path.dirname(HERE)
 NETAVARK = os.environ.get("NETAVARK", "/usr/lib/podman/netavark")
 CNI_PATH = os.environ.get("CNI_PATH", "/usr/lib/cni")
 BASELINE = os.environ.get("BENCH_BASELINE", "/work/shared/bench/dataplane-baseline.sh")
-IMPLS = ["berth", "berth-door", "berth-door-agent", "netavark", "cni", "kernel"]
+IMPLS = ["berth", "berth-door", "berth-door-agent", "berth-door-agent-dns", "netavark", "cni",
+         "kernel"]
 LABEL = {"berth": "berth create/rm", "berth-door": "berth netavark door",
          "berth-door-agent": "berth netavark door, agent running",
+         "berth-door-agent-dns": "berth netavark door, agent running, network with DNS",
          "netavark": "netavark 1.4", "cni": "CNI bridge+portmap",
          "kernel": "bare kernel (veth port, no implementation)"}
 COLOR = {"berth": "#d62728", "berth-door": "#ff7f0e", "berth-door-agent": "#9467bd",
+         "berth-door-agent-dns": "#e377c2",
          "netavark": "#1f77b4", "cni": "#2ca02c", "kernel": "#7f7f7f"}
 # Implementations with a data-path trial (the door programs the same kernel objects as
 # `berth create`).
@@ -138,6 +141,7 @@ def link_count():
 
 class Netavark:
     name = "netavark"
+    dns_enabled = False
 
     def __init__(self, work):
         self.work = work
@@ -159,7 +163,7 @@ class Netavark:
             "container_id": f"{i + 1:064x}", "container_name": f"nvb{i}",
             "networks": {"nvbench": {"interface_name": "eth0", "static_ips": [self.ip(i)]}},
             "network_info": {"nvbench": {
-                "dns_enabled": False, "driver": "bridge", "id": "b" + f"{7:063x}",
+                "dns_enabled": self.dns_enabled, "driver": "bridge", "id": "b" + f"{7:063x}",
                 "internal": False, "ipv6_enabled": False, "name": "nvbench",
                 "network_interface": "nvbench0",
                 "subnets": [{"gateway": "10.89.0.1", "subnet": "10.89.0.0/16"}]}},
@@ -265,6 +269,14 @@ class BerthDoorAgent(BerthDoor):
         self.agent.terminate()
         self.agent.wait(timeout=30)
         super().finish()
+
+
+class BerthDoorAgentDns(BerthDoorAgent):
+    """The same on a podman network with DNS (`dns_enabled`), as `podman network create`
+    makes them: each setup waits until berth's DNS answers for its container (`reload-names`
+    to the agent). Shown beside, not judged (netavark runs with DNS off here)."""
+    name = "berth-door-agent-dns"
+    dns_enabled = True
 
 
 class Cni:
@@ -384,6 +396,7 @@ class Berth:
 
 def make_impl(name, work):
     return {"berth": Berth, "berth-door": BerthDoor, "berth-door-agent": BerthDoorAgent,
+            "berth-door-agent-dns": BerthDoorAgentDns,
             "netavark": Netavark, "cni": Cni, "kernel": kernelref.BareKernel}[name](work)
 
 
@@ -835,6 +848,13 @@ def acceptance(R):
         else:
             add(check, b1000 <= 1.25 * b10,
                 f"N=1000 {b1000:.2f} ms vs 1.25 x {b10:.2f} ms = {1.25 * b10:.2f} ms")
+    d10 = get(s, "berth-door-agent-dns", "10", "setup", "median")
+    d1000 = get(s, "berth-door-agent-dns", "1000", "setup", "median")
+    if d10 is not None and d1000 is not None:
+        checks.append({"check": "berth netavark door, agent running, network with DNS: setup "
+                                "median at N=1000 vs N=10",
+                       "result": "INFO",
+                       "detail": f"{d1000:.2f} vs {d10:.2f} ms ({d1000 / d10:.2f}x)"})
     k10 = get(s, "kernel", "10", "setup", "median")
     k1000 = get(s, "kernel", "1000", "setup", "median")
     if k10 is not None and k1000 is not None:
@@ -1190,8 +1210,7 @@ def main():
     ap.add_argument("--out")
     ap.add_argument("--quick", action="store_true", help="N = 10, 100 only; one data-path run")
     ap.add_argument("--only", default=",".join(IMPLS),
-                    help="comma-separated subset of berth,berth-door,berth-door-agent,"
-                         "netavark,cni")
+                    help="comma-separated subset of " + ",".join(IMPLS))
     ap.add_argument("--skip-dataplane", action="store_true")
     ap.add_argument("--skip-setup", action="store_true", help="no N-container trials")
     ap.add_argument("--skip-ports", action="store_true", help="no 200-port/range trials")

@@ -194,11 +194,28 @@ fn reload_names(st: &mut State, id: &str) -> Result<Result<(), String>, String> 
     if !known {
         return reload(st);
     }
-    let mut snap = snap.clone();
-    snap.containers.retain(|c| c.id != id);
-    snap.containers.extend(one.record);
-    st.dns.set_records(&snap).map_err(|e| e.to_string())?;
-    st.records = Some(snap);
+    let snap = st.records.as_mut().expect("checked above");
+    let known_container = snap.containers.iter().any(|c| c.id == id);
+    match (one.record, known_container) {
+        // Already served (a network connect): its records change, so build them anew.
+        (record, true) => {
+            snap.containers.retain(|c| c.id != id);
+            snap.containers.extend(record);
+            if let Err(e) = st.dns.set_records(snap) {
+                st.records = None;
+                return Err(e.to_string());
+            }
+        }
+        (Some(record), false) => {
+            snap.containers.push(record);
+            let added = snap.containers.last().expect("just pushed");
+            if let Err(e) = st.dns.add_container(snap, added) {
+                st.records = None;
+                return Err(e.to_string());
+            }
+        }
+        (None, false) => {}
+    }
     reload_ports(st, id)
 }
 

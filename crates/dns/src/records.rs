@@ -168,6 +168,8 @@ pub(crate) struct Index {
     names: HashMap<Box<str>, Vec<NameEntry>>,
     ptrs: HashMap<IpAddr, Vec<PtrEntry>>,
     default_upstreams: Upstreams,
+    /// Containers added so far: the next one's number in its [`NameEntry`]s.
+    containers: u32,
 }
 
 /// The outcome of resolving one question.
@@ -244,10 +246,44 @@ impl Index {
             });
         }
 
-        let default_upstreams: Upstreams = snap.upstreams.clone().into();
-        let mut requesters = HashMap::new();
-        let mut names: HashMap<Box<str>, Vec<NameEntry>> = HashMap::new();
-        let mut ptrs: HashMap<IpAddr, Vec<PtrEntry>> = HashMap::new();
+        let mut index = Index {
+            domain,
+            domain_labels,
+            soa_names: soa_names.into(),
+            serial,
+            nets,
+            net_names,
+            requesters: HashMap::new(),
+            names: HashMap::new(),
+            ptrs: HashMap::new(),
+            default_upstreams: snap.upstreams.clone().into(),
+            containers: 0,
+        };
+        for c in &snap.containers {
+            index.add_container(c)?;
+        }
+        Ok(index)
+    }
+
+    /// Adds container `c` (after those already in), as [`Index::build`] does for each one:
+    /// the cost of one container, whatever the number already in. Its networks must be in
+    /// the index; when one is not, nothing changes. A container already in would be listed
+    /// twice: the caller builds anew instead.
+    pub(crate) fn add_container(&mut self, c: &Container) -> Result<(), SnapshotError> {
+        let mut eps = Vec::with_capacity(c.endpoints.len());
+        for ep in &c.endpoints {
+            let Some(&net) = self.net_names.get(ep.network.to_ascii_lowercase().as_str()) else {
+                return Err(SnapshotError::UnknownNetwork {
+                    container: c.id.clone(),
+                    network: ep.network.clone(),
+                });
+            };
+            eps.push((net, ep));
+        }
+        let ci = self.containers;
+        self.containers += 1;
+        let domain = &self.domain;
+        let names = &mut self.names;
         let mut add = |key: String, entry: NameEntry| {
             let list = names.entry(key.into_boxed_str()).or_default();
             // The same name twice for one container on one network (a name repeated as an
@@ -259,96 +295,82 @@ impl Index {
                 list.push(entry);
             }
         };
-
-        for (ci, c) in snap.containers.iter().enumerate() {
-            let ci = ci as u32;
-            let upstreams = if c.dns.is_empty() {
-                default_upstreams.clone()
-            } else {
-                c.dns.clone().into()
-            };
-            let short_id: String = c.id.chars().take(SHORT_ID_LEN).collect();
-            let label = if c.name.is_empty() {
-                &short_id
-            } else {
-                &c.name
-            };
-            let mut my_nets = Vec::new();
-            let mut my_addrs = Vec::new();
-            for ep in &c.endpoints {
-                let Some(&net) = net_names.get(ep.network.to_ascii_lowercase().as_str()) else {
-                    return Err(SnapshotError::UnknownNetwork {
-                        container: c.id.clone(),
-                        network: ep.network.clone(),
-                    });
-                };
-                let mut addrs = Addrs::default();
+        let upstreams = if c.dns.is_empty() {
+            self.default_upstreams.clone()
+        } else {
+            c.dns.clone().into()
+        };
+        let short_id: String = c.id.chars().take(SHORT_ID_LEN).collect();
+        let label = if c.name.is_empty() {
+            &short_id
+        } else {
+            &c.name
+        };
+        let mut my_nets = Vec::new();
+        let mut my_addrs = Vec::new();
+        for (net, ep) in eps {
+            let mut addrs = Addrs::default();
+            for a in &ep.addresses {
+                match a.to_canonical() {
+                    IpAddr::V4(v4) => addrs.v4.push(v4),
+                    IpAddr::V6(v6) => addrs.v6.push(v6),
+                }
+                my_addrs.push(a.to_canonical());
+            }
+            if !ep.addresses.is_empty() {
+                my_nets.push(net);
+            }
+            let addrs = Arc::new(addrs);
+            let net_lc = lower(&ep.network);
+            let mut target = Vec::new();
+            if encode_name(&format!("{label}.{}.{domain}", ep.network), &mut target).is_some() {
+                let target: Box<[u8]> = target.into();
                 for a in &ep.addresses {
-                    match a.to_canonical() {
-                        IpAddr::V4(v4) => addrs.v4.push(v4),
-                        IpAddr::V6(v6) => addrs.v6.push(v6),
-                    }
-                    my_addrs.push(a.to_canonical());
-                }
-                if !ep.addresses.is_empty() {
-                    my_nets.push(net);
-                }
-                let addrs = Arc::new(addrs);
-                let net_lc = lower(&ep.network);
-                let mut target = Vec::new();
-                if encode_name(&format!("{label}.{}.{domain}", ep.network), &mut target).is_some() {
-                    let target: Box<[u8]> = target.into();
-                    for a in &ep.addresses {
-                        ptrs.entry(a.to_canonical()).or_default().push(PtrEntry {
+                    self.ptrs
+                        .entry(a.to_canonical())
+                        .or_default()
+                        .push(PtrEntry {
                             net,
                             target: target.clone(),
                         });
-                    }
-                }
-                let own = [c.name.as_str(), short_id.as_str()];
-                for n in own
-                    .iter()
-                    .copied()
-                    .chain(ep.aliases.iter().map(String::as_str))
-                {
-                    if n.is_empty() {
-                        continue;
-                    }
-                    let n = n.to_ascii_lowercase();
-                    let entry = |addrs: &Arc<Addrs>| NameEntry {
-                        net,
-                        container: ci,
-                        addrs: addrs.clone(),
-                    };
-                    add(format!("{n}.{net_lc}"), entry(&addrs));
-                    add(n, entry(&addrs));
                 }
             }
-            my_nets.sort_unstable();
-            my_nets.dedup();
-            let nets: Box<[u32]> = my_nets.into();
-            for a in my_addrs {
-                // With overlapping subnets two containers could share an address; the first
-                // one listed keeps it.
-                requesters.entry(a).or_insert_with(|| Requester {
-                    nets: nets.clone(),
-                    upstreams: upstreams.clone(),
-                });
+            let own = [c.name.as_str(), short_id.as_str()];
+            for n in own
+                .iter()
+                .copied()
+                .chain(ep.aliases.iter().map(String::as_str))
+            {
+                if n.is_empty() {
+                    continue;
+                }
+                let n = n.to_ascii_lowercase();
+                let entry = |addrs: &Arc<Addrs>| NameEntry {
+                    net,
+                    container: ci,
+                    addrs: addrs.clone(),
+                };
+                add(format!("{n}.{net_lc}"), entry(&addrs));
+                add(n, entry(&addrs));
             }
         }
+        my_nets.sort_unstable();
+        my_nets.dedup();
+        let nets: Box<[u32]> = my_nets.into();
+        for a in my_addrs {
+            // With overlapping subnets two containers could share an address; the first
+            // one listed keeps it.
+            self.requesters.entry(a).or_insert_with(|| Requester {
+                nets: nets.clone(),
+                upstreams: upstreams.clone(),
+            });
+        }
+        Ok(())
+    }
 
-        Ok(Index {
-            domain,
-            domain_labels,
-            soa_names: soa_names.into(),
-            serial,
-            nets,
-            net_names,
-            requesters,
-            names,
-            ptrs,
-            default_upstreams,
-        })
+    /// Makes this the index of serial `serial` (the SOA serial).
+    pub(crate) fn set_serial(&mut self, serial: u32) {
+        self.serial = serial;
     }
 
     /// The SOA serial of this snapshot.
@@ -602,6 +624,79 @@ mod tests {
                 },
             ],
         }
+    }
+
+    #[test]
+    fn containers_added_one_at_a_time_answer_as_a_full_build_does() {
+        let mut full = snapshot();
+        // A second owner of the alias `www` (round robin), and one more `--dns` user.
+        full.containers.push(Container {
+            id: "eeeeeeeeeeee5555".into(),
+            name: "web2".into(),
+            dns: vec!["198.51.100.9:53".parse().unwrap()],
+            endpoints: vec![Endpoint {
+                network: "frontend".into(),
+                addresses: vec![ip("10.1.0.9"), ip("fd01::9")],
+                aliases: vec!["www".into()],
+            }],
+        });
+        let built = Index::build(&full, 7).unwrap();
+        for split in 0..full.containers.len() {
+            let mut base = full.clone();
+            let rest = base.containers.split_off(split);
+            let mut grown = Index::build(&base, 7).unwrap();
+            for c in &rest {
+                grown.add_container(c).unwrap();
+            }
+            for src in [
+                "10.1.0.2", "10.1.0.3", "10.2.0.3", "10.1.0.9", "10.3.0.2", "10.9.9.9",
+            ] {
+                for name in [
+                    "web",
+                    "www",
+                    "www.frontend",
+                    "web2",
+                    "db",
+                    "store",
+                    "loner",
+                    "client",
+                    "eeeeeeeeeeee",
+                    "www.frontend.berth.internal",
+                    "example.org",
+                    "9.0.1.10.in-addr.arpa",
+                    "2.0.1.10.in-addr.arpa",
+                ] {
+                    for qtype in [rtype::A, rtype::AAAA, rtype::PTR] {
+                        assert_eq!(
+                            resolve(&grown, src, name, qtype),
+                            resolve(&built, src, name, qtype),
+                            "{name} type {qtype} from {src}, {split} built and the rest added"
+                        );
+                    }
+                }
+            }
+        }
+        // A container on a network the index does not know: refused, nothing added.
+        let mut grown = Index::build(&snapshot(), 7).unwrap();
+        let stranger = Container {
+            id: "ffffffffffff6666".into(),
+            name: "stranger".into(),
+            dns: vec![],
+            endpoints: vec![Endpoint {
+                network: "nowhere".into(),
+                addresses: vec![ip("10.1.0.77")],
+                aliases: vec![],
+            }],
+        };
+        assert!(matches!(
+            grown.add_container(&stranger),
+            Err(SnapshotError::UnknownNetwork { .. })
+        ));
+        assert_eq!(
+            resolve(&grown, "10.1.0.3", "stranger", rtype::A),
+            "nxdomain 1"
+        );
+        assert_eq!(grown.containers, 4);
     }
 
     /// Resolves `name` for `src` through a real parsed question.

@@ -36,7 +36,7 @@ use crate::error::{Error, SnapshotError};
 use crate::handler::{source, Action, Job, Shared};
 use crate::log_limit::LogLimit;
 use crate::metrics::Metrics;
-use crate::records::{Index, Snapshot};
+use crate::records::{Container, Index, Snapshot};
 
 /// How long closing a listener may take before `set_listeners` stops waiting for it.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
@@ -64,8 +64,9 @@ pub struct Server {
     runtime: Handle,
     listeners: Mutex<BTreeMap<SocketAddr, Listener>>,
     /// Held while a snapshot is built and stored, so concurrent callers cannot store an
-    /// older snapshot after a newer one.
-    records: Mutex<()>,
+    /// older snapshot after a newer one. It holds a second copy of the served index once
+    /// [`Server::add_container`] has made one: the two take each added container in turn.
+    records: Mutex<Option<Index>>,
     serial: AtomicU32,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<thread::JoinHandle<()>>,
@@ -136,7 +137,7 @@ impl Server {
             shared: Arc::new(Shared::new(config, empty)),
             runtime: handle,
             listeners: Mutex::new(BTreeMap::new()),
-            records: Mutex::new(()),
+            records: Mutex::new(None),
             serial: AtomicU32::new(0),
             stop: Some(stop),
             thread: Some(thread),
@@ -146,10 +147,58 @@ impl Server {
     /// Replaces the records. Queries that arrive after this returns see the new snapshot;
     /// an invalid snapshot is refused and the previous one stays.
     pub fn set_records(&self, snapshot: &Snapshot) -> Result<(), SnapshotError> {
-        let _one_at_a_time = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        let mut spare = self.records.lock().unwrap_or_else(|e| e.into_inner());
         let serial = self.serial.fetch_add(1, Ordering::Relaxed) + 1;
         let index = Index::build(snapshot, serial)?;
         self.shared.records.store(Arc::new(index));
+        *spare = None;
+        Ok(())
+    }
+
+    /// Adds container `c` to the records: `snapshot` is the records last set or added to,
+    /// with `c` appended (what [`Server::set_records`] would be given). Costs one container,
+    /// whatever the number of containers, once a second copy of the index exists: the copy
+    /// not served takes `c`, is served, and the one it replaces takes `c` in turn once no
+    /// query holds it (queries hold it for one packet). The first call after
+    /// [`Server::set_records`], or one whose old copy stays held (over 10 ms), builds from
+    /// `snapshot` instead. `c` must not be in the records already (build anew with
+    /// `set_records` then); on error nothing changes.
+    pub fn add_container(&self, snapshot: &Snapshot, c: &Container) -> Result<(), SnapshotError> {
+        let mut spare = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        let serial = self.serial.fetch_add(1, Ordering::Relaxed) + 1;
+        let Some(mut next) = spare.take() else {
+            self.shared
+                .records
+                .store(Arc::new(Index::build(snapshot, serial)?));
+            *spare = Some(Index::build(snapshot, serial)?);
+            return Ok(());
+        };
+        if let Err(e) = next.add_container(c) {
+            // Nothing was added (its networks are checked first): the copy stays as it was.
+            *spare = Some(next);
+            return Err(e);
+        }
+        next.set_serial(serial);
+        let mut old = self.shared.records.swap(Arc::new(next));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(10);
+        let old = loop {
+            match Arc::try_unwrap(old) {
+                Ok(index) => break Some(index),
+                Err(_) if std::time::Instant::now() >= deadline => break None,
+                Err(held) => {
+                    old = held;
+                    thread::yield_now();
+                }
+            }
+        };
+        *spare = match old {
+            Some(mut index) => {
+                index.add_container(c)?;
+                index.set_serial(serial);
+                Some(index)
+            }
+            None => Some(Index::build(snapshot, serial)?),
+        };
         Ok(())
     }
 

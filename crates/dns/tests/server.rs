@@ -300,6 +300,79 @@ fn records_are_replaced_at_once() {
 }
 
 #[test]
+fn containers_added_one_at_a_time_are_served_at_once_and_stay() {
+    // `add_container` changes the index not served and swaps: each added container must be
+    // in both copies, or the next swap would serve a copy without it.
+    let up = Upstream::start(false);
+    let mut snap = snapshot(up.addr, up.addr);
+    let (s, addr) = start(Config::default(), &snap);
+    for k in 0..5u8 {
+        let name = format!("late{k}");
+        let address = format!("127.0.10.{}", 50 + k);
+        snap.containers.push(container(
+            &format!("eeeeeeeeeeee{k:04}"),
+            &name,
+            &[("front", &[address.as_str()], &["many"])],
+        ));
+        s.add_container(&snap, snap.containers.last().unwrap())
+            .unwrap();
+        for j in 0..=k {
+            let r = ask(addr, ALPHA, &format!("late{j}"), RecordType::A);
+            assert_eq!(
+                addrs(&r),
+                [ip(&format!("127.0.10.{}", 50 + j))],
+                "late{j} after late{k}"
+            );
+        }
+        // The shared alias answers with every owner added so far, and the old names stay.
+        assert_eq!(
+            addrs(&ask(addr, ALPHA, "many", RecordType::A)).len(),
+            usize::from(k) + 1
+        );
+        assert_eq!(
+            addrs(&ask(addr, ALPHA, "web", RecordType::A)),
+            [ip("127.0.10.10")]
+        );
+    }
+    // A container on a network the records do not know is refused, and nothing changes.
+    let stranger = container(
+        "ffffffffffff0000",
+        "stranger",
+        &[("gone", &["127.0.10.99"], &[])],
+    );
+    let err = s.add_container(&snap, &stranger).unwrap_err();
+    assert!(
+        matches!(err, berth_dns::SnapshotError::UnknownNetwork { .. }),
+        "{err}"
+    );
+    assert_eq!(
+        rcode(&ask(addr, ALPHA, "stranger.berth.internal", RecordType::A)),
+        ResponseCode::NXDomain
+    );
+    assert_eq!(
+        addrs(&ask(addr, ALPHA, "late4", RecordType::A)),
+        [ip("127.0.10.54")]
+    );
+    // After a whole set, adding starts again from it.
+    s.set_records(&snap).unwrap();
+    snap.containers.push(container(
+        "eeeeeeeeeeee0009",
+        "later",
+        &[("front", &["127.0.10.70"], &[])],
+    ));
+    s.add_container(&snap, snap.containers.last().unwrap())
+        .unwrap();
+    assert_eq!(
+        addrs(&ask(addr, ALPHA, "later", RecordType::A)),
+        [ip("127.0.10.70")]
+    );
+    assert_eq!(
+        addrs(&ask(addr, ALPHA, "late0", RecordType::A)),
+        [ip("127.0.10.50")]
+    );
+}
+
+#[test]
 fn set_listeners_adds_and_removes_without_disturbing_the_others() {
     let up = Upstream::start(false);
     let (s, stable) = start(Config::default(), &snapshot(up.addr, up.addr));
