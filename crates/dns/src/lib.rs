@@ -6,11 +6,12 @@
 //! the requester's `--dns` servers or the host's, with a small cache. It must not touch the
 //! kernel beyond its own sockets, read berth's store, or decide which networks have DNS: the
 //! agent hands it a [`Snapshot`] of records and the list of listen addresses, and may replace
-//! either at any time.
+//! either at any time, or add one container to the records at the cost of one container.
 //!
 //! ```text
 //! let server = Server::start(Config::default())?;          // own thread + runtime
 //! server.set_records(&snapshot)?;                           // atomic swap, visible at once
+//! server.add_container(&snapshot_with_c, &c)?;              // one more, same cost at any size
 //! server.set_listeners(&["10.89.0.1:53".parse()?])?;        // add/remove, others untouched
 //! server.metrics().register(&mut registry);
 //! server.shutdown();
