@@ -162,55 +162,26 @@ fn a_name_freed_by_rm_answers_only_for_its_new_owner() {
     // (`reload-names`); after a removal it must re-read them, or the old owner of a reused
     // name would answer beside the new one until the deferred reload.
     let sb = Sandbox::new();
+    let run_at = |name: &str, ip: &str| {
+        sb.berth_ok(&["run", "-d", "--name", name, "--ip", ip, "sleep", "300"]);
+    };
+    let answers = |name: &str, ip: &str| {
+        assert_eq!(
+            dig(&sb, "cli", name),
+            ("NOERROR".into(), vec![ip.to_string()]),
+            "{name}"
+        );
+    };
     sb.berth_ok(&["run", "-d", "--name", "cli", "sleep", "300"]);
-    sb.berth_ok(&[
-        "run",
-        "-d",
-        "--name",
-        "web",
-        "--ip",
-        "172.17.0.50",
-        "sleep",
-        "300",
-    ]);
-    assert_eq!(
-        dig(&sb, "cli", "web"),
-        ("NOERROR".into(), vec!["172.17.0.50".to_string()])
-    );
+    run_at("web", "172.17.0.50");
+    answers("web", "172.17.0.50");
     sb.berth_ok(&["rm", "-f", "web"]);
-    sb.berth_ok(&[
-        "run",
-        "-d",
-        "--name",
-        "web",
-        "--ip",
-        "172.17.0.60",
-        "sleep",
-        "300",
-    ]);
-    assert_eq!(
-        dig(&sb, "cli", "web"),
-        ("NOERROR".into(), vec!["172.17.0.60".to_string()])
-    );
+    run_at("web", "172.17.0.60");
+    answers("web", "172.17.0.60");
     // And one more setup after it (on the records `reload-names` keeps): both names answer.
-    sb.berth_ok(&[
-        "run",
-        "-d",
-        "--name",
-        "db",
-        "--ip",
-        "172.17.0.70",
-        "sleep",
-        "300",
-    ]);
-    assert_eq!(
-        dig(&sb, "cli", "db"),
-        ("NOERROR".into(), vec!["172.17.0.70".to_string()])
-    );
-    assert_eq!(
-        dig(&sb, "cli", "web"),
-        ("NOERROR".into(), vec!["172.17.0.60".to_string()])
-    );
+    run_at("db", "172.17.0.70");
+    answers("db", "172.17.0.70");
+    answers("web", "172.17.0.60");
 }
 
 #[test]

@@ -173,9 +173,9 @@ fn reload_ports(st: &mut State, id: &str) -> Result<Result<(), String>, String> 
 /// name: container `id`'s records added to those DNS serves, and its `[::1]` relays, all read
 /// by id. The whole reload instead when there is nothing exact to add to (no full reload
 /// since the last change of another kind: a name freed by a teardown must not answer beside
-/// its new owner's), with
-/// overlay peers (as in [`reload_ports`]), or when the container is on a network DNS does
-/// not know or listen on yet (its first container here): then the listeners change too.
+/// its new owner's), with overlay peers (as in [`reload_ports`]), or when the container is on
+/// a network DNS does not know or listen on yet (its first container here): then the
+/// listeners change too.
 fn reload_names(st: &mut State, id: &str) -> Result<Result<(), String>, String> {
     if st.peers.is_some() || st.records.is_none() {
         return reload(st);

@@ -137,8 +137,6 @@ pub fn notify(paths: &Paths, id: &str, timing: Option<(&str, Duration)>) {
 /// What a change needs served by the agent before its command returns.
 #[derive(Clone, Copy, Debug)]
 pub enum Wait<'a> {
-    /// Everything: the whole store re-read.
-    All,
     /// This container's names (asked of berth's DNS) and `[::1]` relays, read by id; the
     /// rest may follow just after. A full re-read of the store grows with the containers on
     /// the host (~8 ms per setup at 1000 before this), a container read by id does not.
@@ -161,7 +159,6 @@ pub fn notify_with(
         return;
     }
     let line = match wait {
-        Wait::All => reload_line("reload", timing),
         Wait::Names(id) => reload_line(&format!("reload-names {id}"), timing),
         Wait::Ports(id) => reload_line(&format!("reload-ports {id}"), timing),
         Wait::No => reload_line("reload-soon", timing),
