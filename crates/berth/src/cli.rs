@@ -327,7 +327,8 @@ pub(crate) struct TopologyArgs {
 #[derive(Args, Debug)]
 pub(crate) struct EventsArgs {
     /// Show events since this time: RFC 3339 (`2026-12-01T18:00:00Z`), Unix seconds, or a
-    /// duration ago (`10m`, `2h`, `30s`). Default: only new events.
+    /// duration ago (`10m`, `2h`, `30s`). Default: only new events. The log keeps the newest
+    /// 10000 events.
     #[arg(long)]
     pub(crate) since: Option<String>,
     /// Stop at this time (same forms; `0s` = now: print the past and exit).

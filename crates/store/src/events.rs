@@ -2,15 +2,27 @@
 //!
 //! Rows are appended by the verbs that make the change, in the same process; `id` orders
 //! them (an `AUTOINCREMENT` key never reuses a value, so a follower that remembers the last
-//! id it printed never misses or repeats one).
+//! id it printed never repeats one, and misses none unless it falls [`EVENTS_KEPT`] behind).
+//!
+//! The log keeps the newest [`EVENTS_KEPT`] events. Every [`PRUNE_EVERY`]th append deletes
+//! what has fallen out of that window, in the appending transaction: one ranged `DELETE` on
+//! the primary key per batch, so an append stays a single insert almost always, and the log
+//! holds between `EVENTS_KEPT` and `EVENTS_KEPT + PRUNE_EVERY - 1` rows once it is full.
 
 use crate::model::Event;
 use crate::tx::{sql, Tx};
 use crate::Result;
 use rusqlite::params;
 
+/// How many of the newest events the log keeps.
+pub const EVENTS_KEPT: i64 = 10_000;
+
+/// Every this-many-th append prunes the log back to [`EVENTS_KEPT`] events.
+pub(crate) const PRUNE_EVERY: i64 = 500;
+
 impl Tx<'_> {
-    /// Appends an event; returns its id.
+    /// Appends an event; returns its id. Every [`PRUNE_EVERY`]th id also deletes the events
+    /// older than the newest [`EVENTS_KEPT`].
     pub fn insert_event(&self, e: &Event) -> Result<i64> {
         let op = "record event";
         self.tx
@@ -28,7 +40,15 @@ impl Tx<'_> {
                 serde_json::to_string(&e.attributes).expect("a string map serialises"),
             ])
             .map_err(sql(op))?;
-        Ok(self.tx.last_insert_rowid())
+        let id = self.tx.last_insert_rowid();
+        if id % PRUNE_EVERY == 0 && id > EVENTS_KEPT {
+            self.tx
+                .prepare("DELETE FROM events WHERE id <= ?1")
+                .map_err(sql("prune the event log"))?
+                .execute([id - EVENTS_KEPT])
+                .map_err(sql("prune the event log"))?;
+        }
+        Ok(id)
     }
 
     /// Events with an id above `after_id` and a time at or after `since_us`, oldest first,
@@ -115,6 +135,65 @@ mod tests {
         assert_eq!(later.len(), 1);
         assert_eq!(later[0].action, "destroy");
         assert_eq!(store.read(|tx| tx.last_event_id()).unwrap(), all[2].id);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_log_keeps_the_newest_events_and_ids_go_on_after_pruning() {
+        use super::{EVENTS_KEPT, PRUNE_EVERY};
+        let dir = std::env::temp_dir().join(format!("berth-events-prune-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut store = Store::open(&dir).unwrap();
+        let ev = |n: i64| Event {
+            id: 0,
+            time_us: n,
+            kind: "container".into(),
+            action: format!("a{n}"),
+            actor_id: "abc".into(),
+            actor_name: "web".into(),
+            attributes: Default::default(),
+        };
+        let span = |store: &mut Store| {
+            store
+                .read(|tx| {
+                    let all = tx.events_after(0, 0, u32::MAX)?;
+                    Ok::<_, crate::Error>((all.len() as i64, all[0].id, all[all.len() - 1].id))
+                })
+                .unwrap()
+        };
+        // Up to the first pruning id nothing goes.
+        let first_prune = (EVENTS_KEPT / PRUNE_EVERY + 1) * PRUNE_EVERY;
+        store
+            .write(|tx| -> crate::Result<()> {
+                for n in 1..first_prune {
+                    tx.insert_event(&ev(n))?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(span(&mut store), (first_prune - 1, 1, first_prune - 1));
+        // The pruning append leaves exactly the newest EVENTS_KEPT.
+        let id = store.write(|tx| tx.insert_event(&ev(first_prune))).unwrap();
+        assert_eq!(id, first_prune);
+        assert_eq!(
+            span(&mut store),
+            (EVENTS_KEPT, first_prune - EVENTS_KEPT + 1, first_prune)
+        );
+        // Ids are never reused after the deletion, and the kept events are intact.
+        let next = store.write(|tx| tx.insert_event(&ev(0))).unwrap();
+        assert_eq!(next, first_prune + 1);
+        let newest = store
+            .read(|tx| tx.events_after(first_prune - 2, 0, 10))
+            .unwrap();
+        let actions: Vec<_> = newest.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(
+            actions,
+            [
+                format!("a{}", first_prune - 1),
+                format!("a{first_prune}"),
+                "a0".into()
+            ]
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

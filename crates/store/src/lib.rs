@@ -18,6 +18,7 @@ mod schema;
 mod tx;
 
 pub use error::{Error, Result};
+pub use events::EVENTS_KEPT;
 pub use model::{
     Container, ContainerState, Endpoint, EndpointAddress, Event, Network, NetworkMode, PortMapping,
     SubnetRow,
