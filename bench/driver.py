@@ -438,11 +438,12 @@ def trial_setup(spec):
 
 
 def pool_setup(first, again):
-    """One N's result from two trials of it: their calls' times pooled, the summaries computed
-    over the pool, each trial's own median kept (`trial_medians`). The machine's speed drifts
-    by more than the growth being judged over the minutes between trials (the same N=10 trial
-    gave 1.25 and 1.60 ms two minutes apart); an N=10 trial on each side of the N=1000 trial
-    lets that drift fall on both sides of the check. Rules and links are the first trial's."""
+    """One N's result from one more trial of it: the calls' times pooled, the summaries
+    computed over the pool, each trial's own median kept (`trial_medians`). The machine's speed
+    drifts by more than the growth being judged over the minutes between trials (the same N=10
+    trial gave 1.25 and 1.60 ms two minutes apart, 2.65 and 3.32 ms in another run); N=10
+    trials before, just before and after the N=1000 trial let that drift fall on both sides of
+    the check. Rules and links are the first trial's."""
     if first is None or "setup_ms" not in first or "setup_ms" not in again:
         return again if first is None or "setup_ms" not in first else first
     setup = first["setup_ms"] + again["setup_ms"]
@@ -982,7 +983,8 @@ def markdown(R):
               for n in R["ns"]]
     pooled = [(impl, n, m) for impl, n, m in pooled if m and len(m) > 1]
     if pooled:
-        L.append("Rows of N=10 pool two trials, one before and one after the N=1000 trials "
+        L.append(f"Rows of N=10 pool {max(len(m) for _, _, m in pooled)} trials: the first, "
+                 "one just before and one after the N=1000 trials "
                  "(each trial's own setup median: "
                  + "; ".join(f"{LABEL[impl]} {' / '.join(fmt(x) for x in m)}"
                              for impl, n, m in pooled)
@@ -1267,10 +1269,16 @@ def main():
     for n in notes:
         log(n)
     outdir = a.out
-    trials = [] if a.skip_setup else [("setup", impl, n) for n in ns for impl in only]
-    # The N=10 trials again once every N=1000 trial has run, pooled with the first ones (see
-    # pool_setup): the growth check's two sides then bracket the same stretch of time.
-    if not a.skip_setup and "10" in ns and "1000" in ns:
+    # With both N=10 and N=1000 run, the N=10 trials run again just before the N=1000 trials
+    # (when other trials came between) and once more after them, all pooled (see pool_setup):
+    # the growth check's two sides then cover the same stretch of time.
+    bracket = "10" in ns and "1000" in ns
+    trials = []
+    for k, n in enumerate([] if a.skip_setup else ns):
+        if bracket and n == "1000" and ns[k - 1] != "10":
+            trials += [("setup", impl, "10") for impl in only]
+        trials += [("setup", impl, n) for impl in only]
+    if not a.skip_setup and bracket:
         trials += [("setup", impl, "10") for impl in only]
     if not a.skip_ports:
         trials += [(kind, impl, None) for impl in only for kind in ("ports200", "range1000")]
