@@ -9,9 +9,12 @@ mod sys;
 extern crate alloc;
 
 use alloc::vec::Vec;
-use berth_shim::{error_json, join, plan, request, Door, Env, Plan, Reply};
+use berth_shim::{
+    cni_code, door_env, error_line, join, plan, request, Door, Env, Kind, Plan, Reply,
+};
 use core::alloc::{GlobalAlloc, Layout};
 use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 // The kernel starts the program with the stack pointer at `argc`, then `argv`, a NULL,
 // `envp`, a NULL. `main` gets that pointer with the stack aligned as a call expects.
@@ -61,9 +64,11 @@ extern "C" fn start(sp: *const usize) -> ! {
     let argv0 = argv.first().copied().unwrap_or_default();
     let args = argv.get(1..).unwrap_or_default();
     let plan = plan(argv0, args, env);
+    let kind = Kind::of(argv0, env);
+    CNI_CALL.store(kind == Kind::Cni, Ordering::Relaxed);
     let berth = berth_path();
     let exec = |stdin: Option<&[u8]>| -> ! {
-        become_berth(&berth, stdin, argv_p, envp_p);
+        become_berth(&berth, kind, stdin, argv_p, envp_p);
     };
     let Plan::Hand { .. } = plan else { exec(None) };
     let run_root = env
@@ -80,12 +85,15 @@ extern "C" fn start(sp: *const usize) -> ! {
     ) else {
         exec(None)
     };
-    let Some(door) = door(&berth, env, log, root) else {
+    let Some(door) = door(&berth, kind, env, log, root) else {
         exec(None)
     };
     let Ok(stdin) = read_all(sys::STDIN) else {
-        let msg = "read network options from stdin: read failed";
-        let _ = sys::write_all(sys::STDOUT, &error_json(msg));
+        let msg = match kind {
+            Kind::Netavark => "read network options from stdin: read failed",
+            Kind::Cni => "cannot read the configuration on stdin: read failed",
+        };
+        let _ = sys::write_all(sys::STDOUT, &error_line(kind, b"", cni_code::IO, msg));
         sys::exit(1)
     };
     let Some(line) = core::str::from_utf8(&stdin)
@@ -110,7 +118,8 @@ extern "C" fn start(sp: *const usize) -> ! {
         msg.extend_from_slice(b"; see ");
         msg.extend_from_slice(&agent_log);
         let msg = core::str::from_utf8(&msg).unwrap_or(why);
-        let _ = sys::write_all(sys::STDOUT, &error_json(msg));
+        let line = error_line(kind, &stdin, cni_code::TRY_AGAIN, msg);
+        let _ = sys::write_all(sys::STDOUT, &line);
         sys::exit(1)
     };
     if sys::set_read_timeout(conn, RESULT_TIMEOUT_S).is_err() {
@@ -140,15 +149,19 @@ fn berth_path() -> Vec<u8> {
     p
 }
 
-/// What the request says of this process: namespaces and the berth it would run.
-fn door<'a>(berth: &[u8], env: Env<'a>, log: &'a str, root: &'a str) -> Option<Door<'a>> {
+/// What the request says of this process: its door's variables, namespaces and the berth
+/// it would run.
+fn door<'a>(
+    berth: &[u8],
+    kind: Kind,
+    env: Env<'a>,
+    log: &'a str,
+    root: &'a str,
+) -> Option<Door<'a>> {
     let ns = |p: &[u8]| sys::stat(p).ok().map(|(_, ino, _)| ino);
-    let dns_port = match env.var("NETAVARK_DNS_PORT") {
-        Some(v) => Some(core::str::from_utf8(v).ok()?),
-        None => None,
-    };
     Some(Door {
-        dns_port,
+        kind,
+        env: door_env(kind, env)?,
         log,
         root,
         namespaces: (
@@ -163,6 +176,7 @@ fn door<'a>(berth: &[u8], env: Env<'a>, log: &'a str, root: &'a str) -> Option<D
 /// read it, is given to berth as its stdin again.
 fn become_berth(
     berth: &[u8],
+    kind: Kind,
     stdin: Option<&[u8]>,
     argv: *const *const u8,
     envp: *const *const u8,
@@ -174,7 +188,11 @@ fn become_berth(
             Ok(())
         });
         if replayed.is_err() {
-            let _ = sys::write_all(sys::STDOUT, &error_json("berth-shim: cannot pass stdin on"));
+            let msg = "berth-shim: cannot pass stdin on";
+            let _ = sys::write_all(
+                sys::STDOUT,
+                &error_line(kind, data, cni_code::INTERNAL, msg),
+            );
             sys::exit(1);
         }
     }
@@ -184,9 +202,10 @@ fn become_berth(
     msg.extend_from_slice(&berth[..berth.len() - 1]);
     msg.extend_from_slice(b": errno ");
     berth_shim::json::number(&mut msg, e.0 as i128);
+    let msg = core::str::from_utf8(&msg).unwrap_or("berth-shim: cannot run berth");
     let _ = sys::write_all(
         sys::STDOUT,
-        &error_json(core::str::from_utf8(&msg).unwrap_or("berth-shim: cannot run berth")),
+        &error_line(kind, stdin.unwrap_or_default(), cni_code::INTERNAL, msg),
     );
     sys::exit(1)
 }
@@ -282,9 +301,17 @@ unsafe impl GlobalAlloc for Bump {
 #[global_allocator]
 static ALLOC: Bump = Bump(UnsafeCell::new((0, 0)));
 
+/// Whether this call is a CNI plugin's, for the panic handler's error line.
+static CNI_CALL: AtomicBool = AtomicBool::new(false);
+
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
-    let _ = sys::write_all(sys::STDOUT, &error_json("berth-shim: internal error"));
+    let kind = match CNI_CALL.load(Ordering::Relaxed) {
+        true => Kind::Cni,
+        false => Kind::Netavark,
+    };
+    let msg = "berth-shim: internal error";
+    let _ = sys::write_all(sys::STDOUT, &error_line(kind, b"", cni_code::INTERNAL, msg));
     sys::exit(1)
 }
 

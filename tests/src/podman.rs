@@ -49,8 +49,8 @@ impl<'a> Podman<'a> {
         let d = dir.display();
         let bin = berth_bin();
         let (root, run) = (sb.root(), sb.run_root());
-        // podman's netavark is berth-shim as contrib/podman installs it; the CNI plugin is
-        // berth itself.
+        // podman's netavark and the CNI plugin are berth-shim, as contrib/podman installs
+        // them (each runs the berth beside the shim's own file).
         let wrapper = |command: &Path| {
             format!(
                 "#!/bin/sh\nexport BERTH_ROOT={} BERTH_RUN_ROOT={}\nexec {} \"$@\"\n",
@@ -80,7 +80,7 @@ impl<'a> Podman<'a> {
                 "cni",
                 format!(
                     "printf %s {w} > {d}/cni-bin/berth && chmod +x {d}/cni-bin/berth",
-                    w = crate::shell_quote(&wrapper(&bin))
+                    w = crate::shell_quote(&wrapper(&sb.shim_dir().join("berth-shim")))
                 ),
             ),
         };

@@ -153,8 +153,11 @@ fn dispatch(paths: Paths, env: &Env, stdin: &str) -> Result<Option<String>, CniE
     match env.command.as_str() {
         "STATUS" => status::run(paths, &conf).map(|()| None),
         verb if ENGINE_VERBS.contains(&verb) => {
+            let mut phases = berth_engine::timing::Phases::new("cni");
             let mut engine = Engine::open(paths).map_err(CniError::from)?;
+            phases.mark("open");
             let out = on_engine(&mut engine, env, &conf);
+            phases.mark(verb);
             engine.close_at_exit();
             out
         }
