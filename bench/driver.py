@@ -30,15 +30,16 @@ REPO = os.path.dirname(HERE)
 NETAVARK = os.environ.get("NETAVARK", "/usr/lib/podman/netavark")
 CNI_PATH = os.environ.get("CNI_PATH", "/usr/lib/cni")
 BASELINE = os.environ.get("BENCH_BASELINE", "/work/shared/bench/dataplane-baseline.sh")
-IMPLS = ["berth", "berth-door", "berth-door-agent", "berth-door-agent-dns", "netavark", "cni",
-         "kernel"]
+IMPLS = ["berth", "berth-door", "berth-door-agent", "berth-door-agent-dns", "berth-cni",
+         "netavark", "cni", "kernel"]
 LABEL = {"berth": "berth create/rm", "berth-door": "berth netavark door",
          "berth-door-agent": "berth netavark door, agent running",
          "berth-door-agent-dns": "berth netavark door, agent running, network with DNS",
+         "berth-cni": "berth CNI plugin, agent running",
          "netavark": "netavark 1.4", "cni": "CNI bridge+portmap",
          "kernel": "bare kernel (veth port, no implementation)"}
 COLOR = {"berth": "#d62728", "berth-door": "#ff7f0e", "berth-door-agent": "#9467bd",
-         "berth-door-agent-dns": "#e377c2",
+         "berth-door-agent-dns": "#e377c2", "berth-cni": "#8c564b",
          "netavark": "#1f77b4", "cni": "#2ca02c", "kernel": "#7f7f7f"}
 # Implementations with a data-path trial (the door programs the same kernel objects as
 # `berth create`).
@@ -394,9 +395,66 @@ class Berth:
         run(self.b("network", "rm", "benchnet"), check=False)
 
 
+class BerthCni(BerthDoorAgent):
+    """berth as a CNI plugin, called the way a CNI runtime calls it: the executable `berth`
+    in a plugin directory (a link to berth-shim, as contrib/podman/containers-cni.conf
+    installs it), `CNI_*` in the environment, one network configuration of type berth on
+    stdin with the container's ports as the `portMappings` capability: the job the CNI row
+    does with `bridge`, `host-local` and `portmap`. The agent runs, as berth's default, and
+    the shim hands each ADD and DEL to it. Shown beside the CNI reference plugins (INFO)."""
+    name = "berth-cni"
+
+    def __init__(self, work):
+        super().__init__(work)
+        plugins = os.path.join(work, "cni-plugins")
+        os.makedirs(plugins, exist_ok=True)
+        self.plugin = os.path.join(plugins, "berth")
+        if not os.path.lexists(self.plugin):
+            shim = os.path.realpath(os.path.join(
+                os.path.dirname(os.environ["BERTH_BENCH_BIN"]), "netavark"))
+            os.symlink(shim, self.plugin)
+        self.ports = {}
+
+    def ip(self, i):
+        return None
+
+    def conf(self, i):
+        maps = []
+        for (h, c, n) in self.ports[i]:
+            maps += [{"hostPort": h + k, "containerPort": c + k, "protocol": "tcp"}
+                     for k in range(n)]
+        return json.dumps({
+            "cniVersion": "1.0.0", "name": "bcnibench", "type": "berth", "bridge": "bcni0",
+            "subnet": "10.92.0.0/16", "capabilities": {"portMappings": True},
+            "runtimeConfig": {"portMappings": maps}})
+
+    def cni(self, i, command):
+        env = dict(self.env, CNI_COMMAND=command, CNI_CONTAINERID=f"bcni{i}",
+                   CNI_NETNS=f"/run/netns/{self.netns(i)}", CNI_IFNAME="eth0",
+                   CNI_PATH=os.path.dirname(self.plugin))
+        return run([self.plugin], stdin=self.conf(i), timeout=3600, env=env)
+
+    def setup(self, i, ports):
+        ms, _ = run(["ip", "netns", "add", self.netns(i)])
+        self.netns_ms.append(ms)
+        self.ports[i] = ports
+        ms, p = self.cni(i, "ADD")
+        return ms, json.loads(p.stdout)["ips"][0]["address"].split("/")[0]
+
+    def teardown(self, i):
+        ms, _ = self.cni(i, "DEL")
+        run(["ip", "netns", "del", self.netns(i)])
+        del self.ports[i]
+        return ms
+
+    def finish(self):
+        super().finish()
+        run(["ip", "link", "del", "bcni0"], check=False)
+
+
 def make_impl(name, work):
     return {"berth": Berth, "berth-door": BerthDoor, "berth-door-agent": BerthDoorAgent,
-            "berth-door-agent-dns": BerthDoorAgentDns,
+            "berth-door-agent-dns": BerthDoorAgentDns, "berth-cni": BerthCni,
             "netavark": Netavark, "cni": Cni, "kernel": kernelref.BareKernel}[name](work)
 
 
@@ -849,6 +907,14 @@ def acceptance(R):
         else:
             add(check, b1000 <= 1.25 * b10,
                 f"N=1000 {b1000:.2f} ms vs 1.25 x {b10:.2f} ms = {1.25 * b10:.2f} ms")
+    c100 = get(s, "cni", "100", "setup", "median")
+    bc100 = get(s, "berth-cni", "100", "setup", "median")
+    if c100 is not None and bc100 is not None:
+        checks.append({"check": "berth CNI plugin (agent running) setup at N=100 vs the CNI "
+                                "reference plugins' (bridge, host-local, portmap)",
+                       "result": "INFO",
+                       "detail": f"berth {bc100:.2f} ms vs CNI {c100:.2f} ms "
+                                 f"(ratio 1/{c100 / bc100:.1f})"})
     d10 = get(s, "berth-door-agent-dns", "10", "setup", "median")
     d1000 = get(s, "berth-door-agent-dns", "1000", "setup", "median")
     if d10 is not None and d1000 is not None:
