@@ -32,15 +32,33 @@ const NOUNS: &[&str] = &[
     "lagoon", "mooring", "pier", "quay", "reef", "slip", "tide", "wharf", "sound", "strait",
 ];
 
-/// A readable name like `calm_harbor_3f2a` derived from an id.
-pub(crate) fn name_for(id: &str) -> String {
-    let b = |i: usize| usize::from_str_radix(&id[i..i + 2], 16).unwrap_or(0);
-    format!(
-        "{}_{}_{}",
-        ADJECTIVES[b(0) % ADJECTIVES.len()],
-        NOUNS[b(2) % NOUNS.len()],
-        &id[4..8]
-    )
+/// Readable names for a new container with this id, best first: `calm_harbor_3f2a`, the
+/// same with four more hex digits, then the id's first 12 characters. The parts come from a
+/// hash of the whole id, not from its leading characters: the id of a runtime's container is
+/// a hash of the runtime's own id (`external::berth_id`), and for ids such as `ctr1`, `ctr2`
+/// its leading characters barely differ, so names made from them met after ~250 containers.
+/// A container takes the first that no other has ([`crate::container::free_name`]).
+pub(crate) fn names_for(id: &str) -> [String; 3] {
+    // FNV-1a over the id, then a 64-bit finaliser (MurmurHash3's fmix64) so that every bit
+    // of the id moves every bit of the hash.
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for b in id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^= h >> 33;
+    let short = format!(
+        "{}_{}_{:04x}",
+        ADJECTIVES[(h % ADJECTIVES.len() as u64) as usize],
+        NOUNS[((h >> 8) % NOUNS.len() as u64) as usize],
+        (h >> 16) & 0xffff
+    );
+    let long = format!("{short}{:04x}", (h >> 32) & 0xffff);
+    [short, long, id.chars().take(12).collect()]
 }
 
 /// A locally administered unicast MAC: Docker's `02:42` + the IPv4 address, else random.
@@ -135,6 +153,24 @@ mod tests {
         assert_eq!(parse_mac("02:42:ac:11:00:02"), Some(mac));
         let random = mac_for(None);
         assert_eq!(random[0] & 0x03, 0x02, "locally administered unicast");
+    }
+
+    #[test]
+    fn runtime_ids_that_differ_only_at_the_end_get_distinct_names() {
+        // The ids a CNI runtime might use, made into berth ids as the doors do; the names
+        // that the ids' leading characters made met at the 273rd of these.
+        let ids: Vec<String> = (0..2000)
+            .map(|i| crate::container::external::berth_id(&format!("bcni{i}")))
+            .collect();
+        let short: std::collections::HashSet<_> =
+            ids.iter().map(|id| names_for(id)[0].clone()).collect();
+        assert_eq!(short.len(), ids.len());
+        let [a, b, c] = names_for(&ids[0]);
+        assert!(b.starts_with(&a) && b.len() == a.len() + 4, "{a} {b}");
+        assert_eq!(c, ids[0][..12]);
+        for n in [&a, &b, &c] {
+            crate::validate::name("container", n).unwrap();
+        }
     }
 
     #[test]

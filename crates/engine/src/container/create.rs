@@ -3,7 +3,7 @@
 use crate::endpoint;
 use crate::error::KernelContext;
 use crate::files;
-use crate::ids::{format_mac, mac_for, name_for, new_id, now};
+use crate::ids::{format_mac, mac_for, names_for, new_id, now};
 use crate::observe::events;
 use crate::ports;
 use crate::validate;
@@ -46,7 +46,11 @@ fn check(engine: &mut Engine, req: &RunRequest) -> Result<Checked> {
         return Err(Error::Invalid("no command given to run".into()));
     }
     let id = new_id();
-    let name = req.name.clone().unwrap_or_else(|| name_for(&id));
+    // A generated name may yet give way to another if a container has it (`free_name`).
+    let name = req.name.clone().unwrap_or_else(|| {
+        let [first, ..] = names_for(&id);
+        first
+    });
     validate::name("container", &name)?;
     let hostname = req.hostname.clone().unwrap_or_else(|| id[..12].to_string());
     validate::hostname(&hostname)?;
@@ -216,7 +220,7 @@ pub fn create(engine: &mut Engine, req: &RunRequest) -> Result<Container> {
     let c = check(engine, req)?;
     phases.mark("check");
     let netns_path = (c.mode != NetworkMode::Host).then(|| engine.paths.netns(&c.id));
-    let container = Container {
+    let mut container = Container {
         id: c.id.clone(),
         name: c.name.clone(),
         hostname: c.hostname.clone(),
@@ -253,12 +257,9 @@ pub fn create(engine: &mut Engine, req: &RunRequest) -> Result<Container> {
         });
     }
     let recorded = engine.store.write(|tx| -> Result<_> {
-        if tx.container_by_name(&c.name)?.is_some() {
-            return Err(Error::Conflict(format!(
-                "container name {} is already in use",
-                c.name
-            )));
-        }
+        container.name = super::free_name(tx, &c.id, req.name.as_deref())?.ok_or_else(|| {
+            Error::Conflict(format!("container name {} is already in use", c.name))
+        })?;
         tx.insert_container(&container)?;
         let mut eps = Vec::new();
         for (i, net) in c.networks.iter().enumerate() {

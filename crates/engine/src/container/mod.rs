@@ -95,6 +95,30 @@ pub fn endpoints(engine: &mut Engine, id: &str) -> Result<Vec<Endpoint>> {
         .read(|tx| -> Result<_> { Ok(tx.endpoints_of_container(id)?) })
 }
 
+/// The name a new container with id `id` gets: `given`, if no other container has it;
+/// without one, the first of [`crate::ids::names_for`] that no container has. `None` when
+/// `given` is taken (the caller says so in its own words).
+pub(crate) fn free_name(
+    tx: &berth_store::Tx<'_>,
+    id: &str,
+    given: Option<&str>,
+) -> Result<Option<String>> {
+    if let Some(name) = given {
+        return Ok(tx
+            .container_by_name(name)?
+            .is_none()
+            .then(|| name.to_string()));
+    }
+    for name in crate::ids::names_for(id) {
+        if tx.container_by_name(&name)?.is_none() {
+            return Ok(Some(name));
+        }
+    }
+    Err(crate::Error::Conflict(format!(
+        "every name berth makes for container {id} is taken"
+    )))
+}
+
 /// Refuses berth's own verbs on a container another runtime owns.
 pub(crate) fn require_own(c: &Container) -> Result<()> {
     match &c.owner {
@@ -134,5 +158,62 @@ pub fn live_state(c: &Container) -> ContainerState {
     match c.state {
         ContainerState::Running if !is_running(c) => ContainerState::Exited,
         s => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::free_name;
+    use berth_store::{Container, ContainerState, NetworkMode, Store};
+
+    fn named(id: &str, name: &str) -> Container {
+        Container {
+            id: id.into(),
+            name: name.into(),
+            hostname: id[..12].into(),
+            command: vec!["true".into()],
+            mode: NetworkMode::Bridge,
+            netns: None,
+            pid: None,
+            pid_start: None,
+            state: ContainerState::Created,
+            exit_code: None,
+            auto_remove: false,
+            dns: Vec::new(),
+            created: "2026-12-04T00:00:00Z".into(),
+            started: None,
+            finished: None,
+            owner: None,
+        }
+    }
+
+    #[test]
+    fn a_generated_name_gives_way_to_the_next_and_a_given_one_does_not() {
+        let dir = std::env::temp_dir().join(format!("berth-free-name-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut store = Store::open(&dir).unwrap();
+        let id = "ab".repeat(32);
+        let names = crate::ids::names_for(&id);
+        store
+            .write(|tx| -> crate::Result<()> {
+                assert_eq!(free_name(tx, &id, None)?.as_ref(), Some(&names[0]));
+                assert_eq!(free_name(tx, &id, Some("web"))?.as_deref(), Some("web"));
+                // Each name taken by another container moves a generated name on.
+                for (k, taken) in names.iter().enumerate() {
+                    tx.insert_container(&named(&format!("{k}").repeat(64), taken))?;
+                    match names.get(k + 1) {
+                        Some(next) => assert_eq!(free_name(tx, &id, None)?.as_ref(), Some(next)),
+                        None => assert!(matches!(
+                            free_name(tx, &id, None),
+                            Err(crate::Error::Conflict(_))
+                        )),
+                    }
+                }
+                // A name the caller gives is its own or none.
+                assert_eq!(free_name(tx, &id, Some(&names[0]))?, None);
+                Ok(())
+            })
+            .unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

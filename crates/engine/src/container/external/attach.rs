@@ -4,7 +4,7 @@ use super::{berth_id, AttachRequest};
 use crate::container::create::plan_endpoint;
 use crate::endpoint;
 use crate::error::KernelContext;
-use crate::ids::{name_for, now, parse_mac};
+use crate::ids::{now, parse_mac};
 use crate::ports;
 use crate::validate;
 use crate::{Engine, Error, Result};
@@ -92,10 +92,10 @@ pub fn attach(engine: &mut Engine, req: &AttachRequest) -> Result<Vec<Attached>>
     let ns =
         netns::open(&req.netns).op(|| format!("open network namespace {}", req.netns.display()))?;
     let id = berth_id(&req.runtime_id);
-    let name = req.name.clone().unwrap_or_else(|| name_for(&id));
-    let fresh = Container {
+    // The name is settled in the transaction below: the recorded one, or a free one.
+    let mut fresh = Container {
         id: id.clone(),
-        name: name.clone(),
+        name: String::new(),
         hostname: id[..12].to_string(),
         command: Vec::new(),
         mode: NetworkMode::Bridge,
@@ -136,17 +136,23 @@ pub fn attach(engine: &mut Engine, req: &AttachRequest) -> Result<Vec<Attached>>
                     req.netns.display()
                 )))
             }
-            Some(_) => false,
+            Some(c) => {
+                fresh.name = c.name.clone();
+                false
+            }
             None => {
-                if tx.container_by_name(&name)?.is_some() {
-                    return Err(Error::Conflict(format!(
-                        "container name {name} is already in use in berth"
-                    )));
-                }
+                fresh.name = crate::container::free_name(tx, &id, req.name.as_deref())?
+                    .ok_or_else(|| {
+                        Error::Conflict(format!(
+                            "container name {} is already in use in berth",
+                            req.name.as_deref().unwrap_or_default()
+                        ))
+                    })?;
                 tx.insert_container(&fresh)?;
                 true
             }
         };
+        let name = &fresh.name;
         // A container recorded just now has no endpoints or ports yet.
         let before = match created {
             true => Vec::new(),
