@@ -12,6 +12,7 @@ subprocess.run(), so the figures are per container (median, p95), process start 
 """
 
 import argparse
+import contextlib
 import datetime
 import json
 import math
@@ -418,6 +419,9 @@ class BerthCni(BerthDoorAgent):
     def ip(self, i):
         return None
 
+    def netns(self, i):
+        return f"bcn-{i}"
+
     def conf(self, i):
         maps = []
         for (h, c, n) in self.ports[i]:
@@ -462,10 +466,35 @@ def make_impl(name, work):
 # Trials (each in its own fresh network namespace).
 
 
+@contextlib.contextmanager
+def prepared(impl):
+    """`impl.prepare()`, and `impl.finish()` however the trial ends: a failed trial must not
+    leave an agent running or a bridge behind."""
+    impl.prepare()
+    try:
+        yield impl
+    except BaseException:
+        try:
+            impl.finish()
+        except Exception as e:  # the trial's own error is the one to report
+            log(f"  {impl.name}: clean-up after the failure failed too: {e}")
+        raise
+    impl.finish()
+
+
 def trial_setup(spec):
     impl = make_impl(spec["impl"], spec["work"])
     n = spec["n"]
-    impl.prepare()
+    with prepared(impl):
+        r = setup_rounds(impl, n)
+    # the resident agent's CPU over the trial, per container (the agent rows; `finish`
+    # measures it)
+    r["agent_cpu_ms_per_container"] = (round(1e3 * impl.agent_cpu / n, 3)
+                                       if hasattr(impl, "agent_cpu") else None)
+    return r
+
+
+def setup_rounds(impl, n):
     setup, teardown = [], []
     every = max(1, n // 10)
     t0 = time.perf_counter_ns()
@@ -483,16 +512,12 @@ def trial_setup(spec):
             log(f"  {impl.name} N={n}: torn down {i + 1}/{n}")
     t2 = time.perf_counter_ns()
     after = count_rules()
-    impl.finish()
     return {"impl": impl.name, "n": n, "setup_ms": setup, "teardown_ms": teardown,
             "setup": summary(setup), "teardown": summary(teardown),
             "setup_total_s": round((t1 - t0) / 1e9, 3),
             "teardown_total_s": round((t2 - t1) / 1e9, 3),
             "rules_at_peak": peak, "rules_after_teardown": after, "links_at_peak": links_peak,
-            "netns_add_ms": summary(impl.netns_ms),
-            # the resident agent's CPU over the trial, per container (berth-door-agent)
-            "agent_cpu_ms_per_container": (round(1e3 * impl.agent_cpu / n, 3)
-                                           if hasattr(impl, "agent_cpu") else None)}
+            "netns_add_ms": summary(impl.netns_ms)}
 
 
 def pool_setup(first, again):
@@ -513,8 +538,12 @@ def pool_setup(first, again):
 
 def trial_ports(spec):
     impl = make_impl(spec["impl"], spec["work"])
-    impl.prepare()
-    if spec["kind"] == "ports200":
+    with prepared(impl):
+        return port_rounds(impl, spec["kind"])
+
+
+def port_rounds(impl, kind):
+    if kind == "ports200":
         ports = [(MANY_BASE_PORT + k, 8000 + k, 1) for k in range(200)]
     else:
         ports = [(RANGE[0], RANGE[0], RANGE[1] - RANGE[0] + 1)]
@@ -527,8 +556,7 @@ def trial_ports(spec):
         peak = count_rules()
         teardowns.append(round(impl.teardown(0), 3))
         after = count_rules()
-    impl.finish()
-    return {"impl": impl.name, "kind": spec["kind"],
+    return {"impl": impl.name, "kind": kind,
             "setup_ms": round(statistics.median(setups), 3),
             "teardown_ms": round(statistics.median(teardowns), 3),
             "rounds": {"setup_ms": setups, "teardown_ms": teardowns},
@@ -784,6 +812,12 @@ def start_trial(spec, work_root):
             tail = (tail + [line.rstrip()])[-8:]
         p.wait()
     shutil.rmtree(spec["work"], ignore_errors=True)
+    # Namespaces a failed trial left in the bench's /run (their names are the next trial's).
+    left = sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else []
+    for name in left:
+        run(["ip", "netns", "del", name], check=False)
+    if left:
+        log(f"trial {tag}: removed {len(left)} namespaces it left in /run/netns")
     if p.returncode != 0:
         log(f"trial {tag} failed (exit {p.returncode})")
         err = [t for t in tail if t.strip()]
