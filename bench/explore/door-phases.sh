@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Exploration: where an agent-off netavark door setup spends its time, and which part grows
+# with the containers already on the bridge.
+#   sudo bash bench/explore/door-phases.sh [N]
+# Makes N containers (default 1000) one after another through target/dist/netavark (berth-shim,
+# which becomes berth with BERTH_NO_AGENT=1) with bench/driver.py's options (one published
+# port each, a namespace made beforehand with `ip netns add`), with berth's phase timings on
+# (`BERTH_LOG=berth::timing=debug`). Prints, per tenth of the containers in creation order,
+# the median wall time of the call, the time inside berth (up to its last phase), the rest
+# (process start and exit), and each phase. Runs in namespaces of its own (network, mount, a
+# tmpfs /run); nothing outlives it.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/../.." && pwd)
+if [ "${BERTH_EXPLORE_SANDBOX:-}" != 1 ]; then
+  export BERTH_EXPLORE_SANDBOX=1
+  exec unshare -n -m --propagation private -- bash "$0" "$@"
+fi
+mount -t tmpfs -o mode=0755 tmpfs /run
+ip link set lo up
+unset RUST_BACKTRACE RUST_LIB_BACKTRACE
+exec python3 - "$here/target/dist/netavark" "${1:-1000}" <<'PY'
+import json, os, re, statistics, subprocess, sys, time
+door, n = sys.argv[1], int(sys.argv[2])
+work = "/run/door-phases"
+os.makedirs(work + "/cfg", exist_ok=True)
+env = dict(os.environ, BERTH_NO_AGENT="1", BERTH_ROOT=work + "/root",
+           BERTH_RUN_ROOT=work + "/run", BERTH_LOG="berth::timing=debug", NO_COLOR="1")
+
+def opts(i):
+    return json.dumps({
+        "container_id": f"{i + 1:064x}", "container_name": f"nvb{i}",
+        "networks": {"nvbench": {"interface_name": "eth0",
+                                 "static_ips": [f"10.89.{i // 250}.{i % 250 + 2}"]}},
+        "network_info": {"nvbench": {
+            "dns_enabled": False, "driver": "bridge", "id": "b" + f"{7:063x}",
+            "internal": False, "ipv6_enabled": False, "name": "nvbench",
+            "network_interface": "nvbench0",
+            "subnets": [{"gateway": "10.89.0.1", "subnet": "10.89.0.0/16"}]}},
+        "port_mappings": [{"container_port": 80, "host_ip": "", "host_port": 20000 + i,
+                           "protocol": "tcp", "range": 1}]})
+
+rows = []
+for i in range(n):
+    subprocess.run(["ip", "netns", "add", f"nvb-{i}"], check=True)
+    t = time.perf_counter()
+    p = subprocess.run([door, "--config", work + "/cfg", "setup", f"/run/netns/nvb-{i}"],
+                       input=opts(i), capture_output=True, text=True, env=env)
+    row = {"wall": (time.perf_counter() - t) * 1e6}
+    if p.returncode:
+        sys.exit(f"setup {i} failed: {p.stdout}{p.stderr}")
+    for line in p.stderr.splitlines():
+        m = re.search(r'verb="(\S+)" phase="(\S+)" us=(\d+)(?: total_us=(\d+))?', line)
+        if m:
+            key = f"{m[1]}.{m[2]}"
+            row[key] = row.get(key, 0) + int(m[3])
+            if key == "netavark.close":
+                row["in berth"] = int(m[4])
+    row["start+exit"] = row["wall"] - row.get("in berth", 0)
+    rows.append(row)
+
+# Phases that only sum others ("attach.build" is the endpoint.* ones) are left out.
+sums = {"netavark.setup", "netavark.close", "netavark-setup.attach", "attach.build"}
+keys = ["wall", "in berth", "start+exit"] + sorted(
+    {k for r in rows for k in r if "." in k and k not in sums})
+print(f"median us per tenth of {n} agent-off door setups, in creation order")
+print(f"{'':24s}" + "".join(f"{t + 1:>7d}" for t in range(10)))
+for k in keys:
+    meds = [statistics.median([r.get(k, 0) for r in rows[t * n // 10:(t + 1) * n // 10]])
+            for t in range(10)]
+    print(f"{k:24s}" + "".join(f"{m:7.0f}" for m in meds))
+PY
