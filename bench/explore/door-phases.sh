@@ -18,32 +18,24 @@ fi
 mount -t tmpfs -o mode=0755 tmpfs /run
 ip link set lo up
 unset RUST_BACKTRACE RUST_LIB_BACKTRACE
-exec python3 - "$here/target/dist/netavark" "${1:-1000}" <<'PY'
-import json, os, re, statistics, subprocess, sys, time
-door, n = sys.argv[1], int(sys.argv[2])
+exec python3 - "$here/target/dist/netavark" "${1:-1000}" "$here/bench" <<'PY'
+import os, re, statistics, subprocess, sys, time
+door, n, bench = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+sys.path.insert(0, bench)
+from driver import SETUP_BASE_PORT, Netavark  # the options the setup trials give
 work = "/run/door-phases"
-os.makedirs(work + "/cfg", exist_ok=True)
+nv = Netavark(work)
 env = dict(os.environ, BERTH_NO_AGENT="1", BERTH_ROOT=work + "/root",
            BERTH_RUN_ROOT=work + "/run", BERTH_LOG="berth::timing=debug", NO_COLOR="1")
 
 def opts(i):
-    return json.dumps({
-        "container_id": f"{i + 1:064x}", "container_name": f"nvb{i}",
-        "networks": {"nvbench": {"interface_name": "eth0",
-                                 "static_ips": [f"10.89.{i // 250}.{i % 250 + 2}"]}},
-        "network_info": {"nvbench": {
-            "dns_enabled": False, "driver": "bridge", "id": "b" + f"{7:063x}",
-            "internal": False, "ipv6_enabled": False, "name": "nvbench",
-            "network_interface": "nvbench0",
-            "subnets": [{"gateway": "10.89.0.1", "subnet": "10.89.0.0/16"}]}},
-        "port_mappings": [{"container_port": 80, "host_ip": "", "host_port": 20000 + i,
-                           "protocol": "tcp", "range": 1}]})
+    return nv._opts(i, [(SETUP_BASE_PORT + i, 80, 1)])
 
 rows = []
 for i in range(n):
     subprocess.run(["ip", "netns", "add", f"nvb-{i}"], check=True)
     t = time.perf_counter()
-    p = subprocess.run([door, "--config", work + "/cfg", "setup", f"/run/netns/nvb-{i}"],
+    p = subprocess.run([door, "--config", nv.cfg, "setup", f"/run/netns/nvb-{i}"],
                        input=opts(i), capture_output=True, text=True, env=env)
     row = {"wall": (time.perf_counter() - t) * 1e6}
     if p.returncode:

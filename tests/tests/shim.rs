@@ -219,8 +219,8 @@ fn stand_in_run(
             line
         })
     };
-    let mut child = Command::new(dir.join(link))
-        .args(args)
+    let mut cmd = Command::new(dir.join(link));
+    cmd.args(args)
         .envs(env.iter().copied())
         .env("BERTH_ROOT", dir.join("root"))
         .env("BERTH_RUN_ROOT", dir.join("run"))
@@ -229,9 +229,19 @@ fn stand_in_run(
         .env_remove("BERTH_NO_AGENT")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::piped());
+    // The shim was copied just now: a child another test thread forked meanwhile holds the
+    // copy's write descriptor until it execs, and running the file fails with ETXTBSY then.
+    let mut tries = 0;
+    let mut child = loop {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            r => break r.unwrap(),
+        }
+    };
     child
         .stdin
         .take()
@@ -255,6 +265,35 @@ fn stand_in_run(
     )
 }
 
+/// The request berth's `door` sends (`berth_engine::door::Request`) with `args`, `stdin` and
+/// `env`, from a shim run by [`stand_in_run`] (log filter `info`) beside the stand-in `berth`;
+/// the root is the one `got` names, checked to be the run's.
+fn request(
+    door: &str,
+    args: Value,
+    stdin: &str,
+    env: Value,
+    got: &Value,
+    berth: &std::fs::Metadata,
+) -> Value {
+    assert!(
+        got["root"].as_str().unwrap_or_default().ends_with("/root"),
+        "{got}"
+    );
+    let ino = |p: &str| std::fs::metadata(p).unwrap().ino();
+    json!({
+        "door": door,
+        "args": args,
+        "stdin": stdin,
+        "env": env,
+        "log": "info",
+        "root": got["root"],
+        "cluster": null,
+        "namespaces": [ino("/proc/thread-self/ns/mnt"), ino("/proc/thread-self/ns/net")],
+        "build": [berth.dev(), berth.ino(), berth.mtime() * 1_000_000_000 + berth.mtime_nsec()],
+    })
+}
+
 #[test]
 fn the_shims_request_is_berths_and_its_reply_is_printed_as_it_came() {
     let stdin = "{\"x\": \"a \\\"quoted\\\" é\\n\"}\n\ttab\u{1}";
@@ -272,20 +311,11 @@ fn the_shims_request_is_berths_and_its_reply_is_printed_as_it_came() {
         (3, "out \"é\"\n", "err ü\n")
     );
     // What berth's door sends (berth_engine::door::Request), field for field.
-    let ino = |p: &str| std::fs::metadata(p).unwrap().ino();
-    let expected = json!({
-        "door": "netavark",
-        "args": args,
-        "stdin": stdin,
-        "env": {"NETAVARK_DNS_PORT": "5353"},
-        "log": "info",
-        "root": req["root"],
-        "cluster": null,
-        "namespaces": [ino("/proc/thread-self/ns/mnt"), ino("/proc/thread-self/ns/net")],
-        "build": [berth.dev(), berth.ino(), berth.mtime() * 1_000_000_000 + berth.mtime_nsec()],
-    });
-    assert_eq!(req, expected);
-    assert!(req["root"].as_str().unwrap().ends_with("/root"), "{req}");
+    let env = json!({"NETAVARK_DNS_PORT": "5353"});
+    assert_eq!(
+        req,
+        request("netavark", json!(args), stdin, env, &req, &berth)
+    );
 }
 
 #[test]
@@ -324,20 +354,9 @@ fn as_a_cni_plugin_the_shims_request_is_berths_and_its_errors_are_cnis() {
     let (req, berth, code, stdout, _) = stand_in_run("cni/berth", &[], CNI_ADD, stdin, answer);
     assert_eq!((code, stdout.as_str()), (0, "{}\n"));
     // What berth's CNI door sends (`cni::in_agent::hand`): no arguments, its variables.
-    let ino = |p: &str| std::fs::metadata(p).unwrap().ino();
-    let expected = json!({
-        "door": "cni",
-        "args": [],
-        "stdin": stdin,
-        "env": {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c1", "CNI_NETNS": "/run/netns/c1",
-                "CNI_IFNAME": "eth0", "CNI_ARGS": "IgnoreUnknown=1"},
-        "log": "info",
-        "root": req["root"],
-        "cluster": null,
-        "namespaces": [ino("/proc/thread-self/ns/mnt"), ino("/proc/thread-self/ns/net")],
-        "build": [berth.dev(), berth.ino(), berth.mtime() * 1_000_000_000 + berth.mtime_nsec()],
-    });
-    assert_eq!(req, expected);
+    let env = json!({"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c1", "CNI_NETNS": "/run/netns/c1",
+                     "CNI_IFNAME": "eth0", "CNI_ARGS": "IgnoreUnknown=1"});
+    assert_eq!(req, request("cni", json!([]), stdin, env, &req, &berth));
 
     // An agent that stops mid-command: CNI's "try again later" (11), in each version berth
     // answers VERSION with, else in the newest.
