@@ -5,11 +5,12 @@
 #   sudo bash bench/explore/notrack.sh [ROUNDS]
 # Two berth containers (iperf3 server and client) on the default bridge; the agent is stopped
 # once they run (it would put the table back). iperf3 -t 3 samples alternate, A B C C B A per
-# round, between: berth's ruleset as it is; the same without the notrack rule (the flow is
-# tracked by conntrack, as netavark's and the CNI plugins' are); and no berth table at all in
-# the namespace (no inet hook on the bridged path; br_netfilter still runs, as for the bare
-# bridge). Prints each sample and the medians. Runs in namespaces of its own (network, mount,
-# a tmpfs /run); everything it starts is removed at the end.
+# round (A B C D D C B A), between: berth's ruleset as it is; the same without the notrack
+# rule (the flow is tracked by conntrack, as netavark's and the CNI plugins' are); no berth
+# table at all in the namespace (no inet hook on the bridged path; br_netfilter still runs);
+# and the bench's bare veth + bridge (bench/driver.py's PairedBridge, in namespaces of its
+# own). Prints each sample and the medians. Runs in namespaces of its own (network, mount, a
+# tmpfs /run); everything it starts is removed at the end.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 if [ "${BERTH_EXPLORE_SANDBOX:-}" != 1 ]; then
@@ -22,7 +23,10 @@ ip link set lo up
 export BERTH_ROOT=/run/explore/root BERTH_RUN_ROOT=/run/explore/run
 B=${BERTH:-$here/target/dist/berth}
 saved=/run/explore/berth-table.nft
+bare_server=
 cleanup() {
+  if [ -n "$bare_server" ]; then kill "$bare_server" 2>/dev/null || true; fi
+  for n in pair-br pair-c pair-d; do ip netns del "$n" 2>/dev/null || true; done
   "$B" rm -f srv cli >/dev/null 2>&1 || true
   if [ -s "$BERTH_RUN_ROOT/agent.pid" ]; then kill "$(cat "$BERTH_RUN_ROOT/agent.pid")" 2>/dev/null || true; fi
 }
@@ -34,8 +38,28 @@ kill "$agent"
 while kill -0 "$agent" 2>/dev/null; do sleep 0.05; done
 sip=$("$B" inspect srv | jq -r '.[0].Networks.bridge.IPAddress')
 nft list table inet berth > "$saved"
+# The bare reference, built as bench/driver.py's PairedBridge builds it.
+for n in pair-br pair-c pair-d; do ip netns add "$n"; done
+ip -n pair-br link add refbr0 type bridge
+ip -n pair-br link set refbr0 up
+for s in c d; do
+  addr=10.254.0.2
+  if [ "$s" = d ]; then addr=10.254.0.3; fi
+  ip -n pair-br link add "h$s" type veth peer name "e$s" netns "pair-$s"
+  ip -n pair-br link set "h$s" master refbr0
+  ip -n pair-br link set "h$s" up
+  ip -n "pair-$s" link set "e$s" up
+  ip -n "pair-$s" link set lo up
+  ip -n "pair-$s" addr add "$addr/24" dev "e$s"
+done
+ip netns exec pair-d iperf3 -s -B 10.254.0.3 >/dev/null 2>&1 &
+bare_server=$!
 sleep 0.5
-sample() { "$B" exec cli -- iperf3 -c "$sip" -t 3 -J | jq '.end.sum_received.bits_per_second / 1e9'; }
+sample() {
+  local cmd=("$B" exec cli -- iperf3 -c "$sip")
+  if [ "$1" = bare ]; then cmd=(ip netns exec pair-c iperf3 -c 10.254.0.3); fi
+  "${cmd[@]}" -t 3 -J | jq '.end.sum_received.bits_per_second / 1e9'
+}
 notrack_handle() {
   nft -a list chain inet berth guard | awk '/notrack/ && /bridged4/ {print $NF}'
 }
@@ -51,11 +75,11 @@ leave() {
     notable) nft -f "$saved" ;;
   esac
 }
-asis=() tracked=() notable=()
+asis=() tracked=() notable=() bare=()
 for r in $(seq "$rounds"); do
-  for who in asis tracked notable notable tracked asis; do
+  for who in asis tracked notable bare bare notable tracked asis; do
     enter "$who"
-    g=$(sample)
+    g=$(sample "$who")
     leave "$who"
     eval "$who+=(\"$g\")"
     printf 'round %s %-8s %.2f Gbit/s\n' "$r" "$who" "$g"
@@ -63,5 +87,6 @@ for r in $(seq "$rounds"); do
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 ma=$(median "${asis[@]}") mt=$(median "${tracked[@]}") mn=$(median "${notable[@]}")
+mb=$(median "${bare[@]}")
 pct() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1f", 100 * a / b}'; }
-echo "median: as it is $ma Gbit/s; tracked (no notrack rule) $mt ($(pct "$mt" "$ma")% of as it is); no berth table $mn (as it is = $(pct "$ma" "$mn")% of it)"
+echo "median Gbit/s: as it is $ma ($(pct "$ma" "$mb")% of bare); tracked $mt ($(pct "$mt" "$mb")%); no berth table $mn ($(pct "$mn" "$mb")%); bare bridge $mb"
