@@ -413,6 +413,10 @@ class BerthCni(BerthDoorAgent):
         if not os.path.lexists(self.plugin):
             shim = os.path.realpath(os.path.join(
                 os.path.dirname(os.environ["BERTH_BENCH_BIN"]), "netavark"))
+            # BERTH_BENCH_CNI_PLUGIN=berth: the plugin a link to berth itself, to set the
+            # shim beside it (docs/ARCHITECTURE.md, "Process start").
+            if os.environ.get("BERTH_BENCH_CNI_PLUGIN") == "berth":
+                shim = os.path.realpath(os.environ["BERTH_BENCH_BIN"])
             os.symlink(shim, self.plugin)
         self.ports = {}
 
