@@ -10,13 +10,7 @@
 # (process start and exit), and each phase. Runs in namespaces of its own (network, mount, a
 # tmpfs /run); nothing outlives it.
 set -euo pipefail
-here=$(cd "$(dirname "$0")/../.." && pwd)
-if [ "${BERTH_EXPLORE_SANDBOX:-}" != 1 ]; then
-  export BERTH_EXPLORE_SANDBOX=1
-  exec unshare -n -m --propagation private -- bash "$0" "$@"
-fi
-mount -t tmpfs -o mode=0755 tmpfs /run
-ip link set lo up
+. "$(dirname "$0")/sandbox.sh" "$@"
 unset RUST_BACKTRACE RUST_LIB_BACKTRACE
 exec python3 - "$here/target/dist/netavark" "${1:-1000}" "$here/bench" <<'PY'
 import os, re, statistics, subprocess, sys, time

@@ -9,14 +9,8 @@
 # table added by hand (`nft -f`). Prints each sample and the medians. Runs in namespaces of its
 # own (network, mount, a tmpfs /run); everything it starts is removed at the end.
 set -euo pipefail
-here=$(cd "$(dirname "$0")/../.." && pwd)
-if [ "${BERTH_EXPLORE_SANDBOX:-}" != 1 ]; then
-  export BERTH_EXPLORE_SANDBOX=1
-  exec unshare -n -m --propagation private -- bash "$0" "$@"
-fi
+. "$(dirname "$0")/sandbox.sh" "$@"
 rounds=${1:-3}
-mount -t tmpfs -o mode=0755 tmpfs /run
-ip link set lo up
 export BERTH_ROOT=/run/explore/root BERTH_RUN_ROOT=/run/explore/run
 B=${BERTH:-$here/target/dist/berth}
 cleanup() {

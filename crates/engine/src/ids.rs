@@ -32,6 +32,17 @@ const NOUNS: &[&str] = &[
     "lagoon", "mooring", "pier", "quay", "reef", "slip", "tide", "wharf", "sound", "strait",
 ];
 
+/// FNV-1a 64's offset basis.
+pub(crate) const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a 64 of `bytes`, starting from `offset` (the offset basis, or another for another
+/// stream).
+pub(crate) fn fnv1a(offset: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(offset, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 /// Readable names for a new container with this id, best first: `calm_harbor_3f2a`, the
 /// same with four more hex digits, then the id's first 12 characters. The parts come from a
 /// hash of the whole id, not from its leading characters: the id of a runtime's container is
@@ -41,11 +52,7 @@ const NOUNS: &[&str] = &[
 pub(crate) fn names_for(id: &str) -> [String; 3] {
     // FNV-1a over the id, then a 64-bit finaliser (MurmurHash3's fmix64) so that every bit
     // of the id moves every bit of the hash.
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
-    for b in id.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
+    let mut h = fnv1a(FNV_OFFSET, id.as_bytes());
     h ^= h >> 33;
     h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
     h ^= h >> 33;

@@ -3,7 +3,7 @@
 use crate::endpoint;
 use crate::error::KernelContext;
 use crate::files;
-use crate::ids::{format_mac, mac_for, names_for, new_id, now};
+use crate::ids::{format_mac, mac_for, new_id, now};
 use crate::observe::events;
 use crate::ports;
 use crate::validate;
@@ -33,7 +33,6 @@ pub struct RunRequest {
 
 struct Checked {
     id: String,
-    name: String,
     hostname: String,
     mode: NetworkMode,
     networks: Vec<Network>,
@@ -46,12 +45,10 @@ fn check(engine: &mut Engine, req: &RunRequest) -> Result<Checked> {
         return Err(Error::Invalid("no command given to run".into()));
     }
     let id = new_id();
-    // A generated name may yet give way to another if a container has it (`free_name`).
-    let name = req.name.clone().unwrap_or_else(|| {
-        let [first, ..] = names_for(&id);
-        first
-    });
-    validate::name("container", &name)?;
+    // Without a name, the container gets a generated one in its transaction (`free_name`).
+    if let Some(name) = &req.name {
+        validate::name("container", name)?;
+    }
     let hostname = req.hostname.clone().unwrap_or_else(|| id[..12].to_string());
     validate::hostname(&hostname)?;
     for a in &req.aliases {
@@ -108,7 +105,6 @@ fn check(engine: &mut Engine, req: &RunRequest) -> Result<Checked> {
     }
     Ok(Checked {
         id,
-        name,
         hostname,
         mode,
         networks: match mode {
@@ -222,7 +218,8 @@ pub fn create(engine: &mut Engine, req: &RunRequest) -> Result<Container> {
     let netns_path = (c.mode != NetworkMode::Host).then(|| engine.paths.netns(&c.id));
     let mut container = Container {
         id: c.id.clone(),
-        name: c.name.clone(),
+        // Settled in the transaction below.
+        name: String::new(),
         hostname: c.hostname.clone(),
         command: req.command.clone(),
         mode: c.mode,
@@ -258,7 +255,10 @@ pub fn create(engine: &mut Engine, req: &RunRequest) -> Result<Container> {
     }
     let recorded = engine.store.write(|tx| -> Result<_> {
         container.name = super::free_name(tx, &c.id, req.name.as_deref())?.ok_or_else(|| {
-            Error::Conflict(format!("container name {} is already in use", c.name))
+            Error::Conflict(format!(
+                "container name {} is already in use",
+                req.name.as_deref().unwrap_or_default()
+            ))
         })?;
         tx.insert_container(&container)?;
         let mut eps = Vec::new();

@@ -22,6 +22,7 @@ pub use detach::detach;
 pub use ipam::{AddressPool, ExtraRoute};
 pub use verify::verify;
 
+use crate::ids;
 use crate::{Engine, Error, Result};
 use berth_store::{Container, Endpoint};
 use std::net::IpAddr;
@@ -82,12 +83,8 @@ pub fn berth_id(runtime_id: &str) -> String {
     // Four FNV-1a 64 streams with different offsets: stable across releases, 256 bits.
     (0u64..4)
         .map(|k| {
-            let mut h = 0xcbf2_9ce4_8422_2325u64 ^ k.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-            for b in runtime_id.bytes() {
-                h ^= u64::from(b);
-                h = h.wrapping_mul(0x0000_0100_0000_01b3);
-            }
-            format!("{h:016x}")
+            let offset = ids::FNV_OFFSET ^ k.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            format!("{:016x}", ids::fnv1a(offset, runtime_id.as_bytes()))
         })
         .collect()
 }
