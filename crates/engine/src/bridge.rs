@@ -14,11 +14,11 @@
 use crate::error::KernelContext;
 use crate::overlay::{self, device::Vxlan};
 use crate::{Error, Result};
-use berth_firewall::{Firewall, NetworkElements, Update};
+use berth_firewall::{FastPort, Firewall, NetworkElements, Update};
 use berth_ipam::IpNet;
 use berth_kernel::netlink::Netlink;
 use berth_kernel::sysctl;
-use berth_store::Network;
+use berth_store::{Endpoint, Network};
 
 /// What the host namespace already uses: link names and routed/addressed subnets.
 pub(crate) struct HostView {
@@ -55,6 +55,42 @@ pub(crate) fn host_view() -> Result<HostView> {
 /// bridge from `network create` (or their first container) until `network rm`.
 pub(crate) fn lives_with_endpoints(net: &Network) -> bool {
     net.driver == "overlay" || net.labels.contains_key(crate::network::DOOR_LABEL)
+}
+
+/// Whether the network's containers reach each other by the fast path
+/// ([`berth_firewall::fastpath`]): a bridge with inter-container communication (its
+/// isolation, when off, is the bridge's) and no `fastpath=false` option.
+pub(crate) fn fast(net: &Network) -> bool {
+    net.bridge.is_some()
+        && net.icc
+        && net
+            .options
+            .get(crate::network::OPT_FASTPATH)
+            .is_none_or(|v| {
+                crate::validate::boolean(crate::network::OPT_FASTPATH, v).unwrap_or(true)
+            })
+}
+
+/// The endpoint's place on the fast path, when its network has one: `host_ifindex` is its
+/// host end's (0 is fine for a removal).
+pub(crate) fn fast_port(net: &Network, ep: &Endpoint, host_ifindex: u32) -> Option<FastPort> {
+    if !fast(net) {
+        return None;
+    }
+    Some(FastPort {
+        group: berth_firewall::fastpath::group(&net.id),
+        mac: crate::ids::parse_mac(&ep.mac)?,
+        host_ifname: ep.host_ifname.clone(),
+        host_ifindex,
+    })
+}
+
+/// The interface group of the network's host ends (0, the default, off the fast path).
+pub(crate) fn host_group(net: &Network) -> u32 {
+    match fast(net) {
+        true => berth_firewall::fastpath::group(&net.id),
+        false => 0,
+    }
 }
 
 /// The firewall elements of a bridge network.

@@ -9,7 +9,7 @@ use crate::error::KernelContext;
 use crate::ids::parse_mac;
 use crate::lock::Lock;
 use crate::{Error, Paths, Result};
-use berth_firewall::Firewall;
+use berth_firewall::{FastPort, Firewall, Update};
 use berth_kernel::{netlink::Netlink, netns};
 use berth_store::{Endpoint, Network, Store};
 use std::fs::File;
@@ -38,7 +38,7 @@ pub(crate) fn attach(
     let mut nl = Netlink::open().op(|| "open netlink socket".into())?;
     let (bridge_index, created) = bridge::activate(&mut nl, fw, net, vx.as_ref())?;
     phases.mark("bridge");
-    if let Err(e) = veth(
+    let made = veth(
         &mut nl,
         net,
         ep,
@@ -46,7 +46,17 @@ pub(crate) fn attach(
         bridge_index,
         default_route,
         &mut phases,
-    ) {
+    )
+    .and_then(|index| {
+        // The host end joins the fast path once it forwards (its elements lead to it).
+        let Some(port) = bridge::fast_port(net, ep, index) else {
+            return Ok(());
+        };
+        fw.apply(Update::new().add_fast(&[port]))?;
+        phases.mark("fastpath");
+        Ok(())
+    });
+    if let Err(e) = made {
         let _ = nl.delete_link_by_name(&ep.host_ifname);
         if created {
             bridge::deactivate(net);
@@ -64,7 +74,7 @@ fn veth(
     bridge_index: u32,
     default_route: bool,
     phases: &mut crate::timing::Phases,
-) -> Result<()> {
+) -> Result<u32> {
     let what = || format!("{} of network {}", ep.host_ifname, net.name);
     // A runtime's namespace may still hold the same interface name from a teardown whose
     // deletion the agent has not done yet (crate::reap: a few ms): wait for it, up to 1 s.
@@ -80,6 +90,7 @@ fn veth(
             net.mtu,
             parse_mac(&ep.mac),
             bridge_index,
+            bridge::host_group(net),
         );
         match made {
             Err(e) if e.is_exists() && waited < 50 => {
@@ -166,7 +177,7 @@ fn veth(
         .set_up(index)
         .op(|| format!("bring {} up", ep.host_ifname));
     phases.mark("up");
-    up
+    up.map(|()| index)
 }
 
 /// True when the namespace already has an IPv4 default route.
@@ -211,7 +222,7 @@ pub(crate) fn detach(
     store: &mut Store,
     net: &Network,
     ep: &Endpoint,
-    fw: Option<&mut Firewall>,
+    mut fw: Option<&mut Firewall>,
     host_end: HostEnd,
 ) -> Vec<String> {
     let mut errors = Vec::new();
@@ -225,6 +236,13 @@ pub(crate) fn detach(
             None
         }
     };
+    // Off the fast path first: a disabled port (hand-off) forwards nothing, nor may the
+    // fast path lead to it.
+    if let Some(port) = bridge::fast_port(net, ep, 0) {
+        if let Err(e) = leave_fast_path(fw.as_deref_mut(), port) {
+            errors.push(e.to_string());
+        }
+    }
     match Netlink::open() {
         Ok(mut nl) => {
             let done = match host_end {
@@ -253,6 +271,20 @@ pub(crate) fn detach(
         Err(e) => errors.push(e.to_string()),
     }
     errors
+}
+
+/// Removes the port's fast-path element and its host end from the chain, through `fw` or a
+/// firewall opened for it; nothing when the tables are not installed (nothing leads there).
+fn leave_fast_path(fw: Option<&mut Firewall>, port: FastPort) -> Result<()> {
+    let mut opened = None;
+    let fw = match fw {
+        Some(fw) => fw,
+        None => opened.insert(Firewall::open()?),
+    };
+    if fw.is_installed()? {
+        fw.apply(Update::new().remove_fast(&[port]))?;
+    }
+    Ok(())
 }
 
 /// Gives the endpoint's addresses back to their subnets' cursors where they were the last

@@ -1,4 +1,4 @@
-//! The firewall as the engine sees it: opened (and repaired from the store when its table is
+//! The firewall as the engine sees it: opened (and repaired from the store when its tables are
 //! missing or damaged) before each change, and rebuilt whole on demand.
 
 use crate::{bridge, ports, Result};
@@ -44,19 +44,29 @@ pub(crate) fn published_endpoint<'a>(
 fn everything_here(store: &mut Store) -> Result<Update> {
     use crate::error::KernelContext;
     let mut nl = berth_kernel::netlink::Netlink::open().op(|| "open netlink socket".into())?;
-    let bridges: BTreeSet<String> = nl
-        .links()
-        .op(|| "list links".into())?
-        .into_iter()
+    let links = nl.links().op(|| "list links".into())?;
+    let bridges: BTreeSet<String> = links
+        .iter()
         .filter(|l| l.kind.as_deref() == Some("bridge"))
-        .map(|l| l.name)
+        .map(|l| l.name.clone())
         .collect();
-    store.read(|tx| everything(tx, &bridges))
+    // Host ends that are ports of a bridge, by name: the fast path's devices and targets.
+    let ports: BTreeMap<String, u32> = links
+        .into_iter()
+        .filter(|l| l.master.is_some())
+        .map(|l| (l.name, l.index))
+        .collect();
+    store.read(|tx| everything(tx, &bridges, &ports))
 }
 
 /// Every element the store implies: networks active here (their bridge is in `bridges`, or
-/// they have endpoints) and published ports.
-pub(crate) fn everything(tx: &Tx<'_>, bridges: &BTreeSet<String>) -> Result<Update> {
+/// they have endpoints), published ports, and the fast path of every endpoint whose host
+/// end is in `ports` (name to ifindex).
+pub(crate) fn everything(
+    tx: &Tx<'_>,
+    bridges: &BTreeSet<String>,
+    ports: &BTreeMap<String, u32>,
+) -> Result<Update> {
     let nets: BTreeMap<String, Network> = tx
         .networks()?
         .into_iter()
@@ -72,6 +82,14 @@ pub(crate) fn everything(tx: &Tx<'_>, bridges: &BTreeSet<String>) -> Result<Upda
             }
         }
     }
+    let fast: Vec<_> = eps
+        .iter()
+        .filter_map(|ep| {
+            let index = *ports.get(&ep.host_ifname)?;
+            bridge::fast_port(nets.get(&ep.network_id)?, ep, index)
+        })
+        .collect();
+    u.add_fast(&fast);
     let mut by_container: BTreeMap<&str, Vec<berth_store::PortMapping>> = BTreeMap::new();
     let all_ports = tx.all_ports()?;
     for p in &all_ports {

@@ -36,6 +36,9 @@ pub struct CreateRequest {
 const OPT_BRIDGE_NAME: [&str; 2] = ["bridge_name", "com.docker.network.bridge.name"];
 const OPT_ICC: [&str; 2] = ["icc", "com.docker.network.bridge.enable_icc"];
 const OPT_MTU: [&str; 2] = ["mtu", "com.docker.network.driver.mtu"];
+/// `fastpath=false` keeps the network's container-to-container traffic on the bridge
+/// (`bridge::fast`).
+pub(crate) const OPT_FASTPATH: &str = "fastpath";
 
 pub(crate) fn key_value(what: &str, s: &str) -> Result<(String, String)> {
     match s.split_once('=') {
@@ -133,6 +136,8 @@ fn settings(req: &CreateRequest) -> Result<BridgeSettings> {
             out.bridge = Some(v.clone());
         } else if OPT_ICC.contains(&k.as_str()) {
             out.icc = validate::boolean(&k, &v)?;
+        } else if k == OPT_FASTPATH {
+            validate::boolean(&k, &v)?;
         } else if OPT_MTU.contains(&k.as_str()) {
             if out.mtu.is_some_and(|m| Some(m) != validate::mtu(&v).ok()) {
                 return Err(Error::Invalid(format!("option {k}={v} contradicts --mtu")));
@@ -140,7 +145,7 @@ fn settings(req: &CreateRequest) -> Result<BridgeSettings> {
             out.mtu = Some(validate::mtu(&v)?);
         } else {
             return Err(Error::Invalid(format!(
-                "unknown option {k:?} for the bridge driver: use bridge_name, icc or mtu"
+                "unknown option {k:?} for the bridge driver: use bridge_name, icc, mtu or fastpath"
             )));
         }
         out.options.insert(k, v);

@@ -1,6 +1,7 @@
 //! Applies element updates over nf_tables netlink; installs the ruleset with `nft`.
 
 use crate::elements::{PortElement, Update};
+use crate::fastpath::{self, FastPort};
 use crate::ruleset::{self, TABLE_NAME};
 use crate::{Error, Result};
 use berth_kernel::nftables::{Batch, Element, Family, Nftables};
@@ -53,14 +54,20 @@ impl Firewall {
         Ok(Firewall { nl })
     }
 
-    /// Whether the table holds this version of the ruleset (one netlink round trip).
+    /// Whether both tables hold this version of the ruleset (two netlink round trips).
     pub fn is_installed(&mut self) -> Result<bool> {
-        self.nl
+        let look = |e| Error::Netlink {
+            op: "look up the berth tables".into(),
+            source: e,
+        };
+        Ok(self
+            .nl
             .set_exists(Family::Inet, TABLE_NAME, ruleset::MARKER)
-            .map_err(|e| Error::Netlink {
-                op: "look up the berth table".into(),
-                source: e,
-            })
+            .map_err(look)?
+            && self
+                .nl
+                .set_exists(Family::Netdev, fastpath::TABLE_NAME, fastpath::MARKER)
+                .map_err(look)?)
     }
 
     /// Whether the table holds this version of the ruleset with every rule in place (for the
@@ -69,19 +76,24 @@ impl Firewall {
         if !self.is_installed()? {
             return Ok(false);
         }
-        let out = Command::new(locate_nft()?)
-            .args(["-j", "list", "table", "inet", TABLE_NAME])
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .output()
-            .map_err(|source| Error::Io {
-                op: "list the berth table".into(),
-                source,
-            })?;
-        let rules = String::from_utf8_lossy(&out.stdout)
-            .matches("{\"rule\":")
-            .count();
-        Ok(out.status.success() && rules == ruleset::rule_count())
+        let nft = locate_nft()?;
+        let rules = |family: &str| -> Result<Option<usize>> {
+            let out = Command::new(&nft)
+                .args(["-j", "list", "table", family, TABLE_NAME])
+                .stdin(Stdio::null())
+                .stderr(Stdio::null())
+                .output()
+                .map_err(|source| Error::Io {
+                    op: format!("list the table {family} {TABLE_NAME}"),
+                    source,
+                })?;
+            let n = String::from_utf8_lossy(&out.stdout)
+                .matches("{\"rule\":")
+                .count();
+            Ok(out.status.success().then_some(n))
+        };
+        Ok(rules("inet")? == Some(ruleset::rule_count())
+            && rules("netdev")? == Some(fastpath::RULES))
     }
 
     /// Makes sure the ruleset is installed; when it is not (first use on this host, or
@@ -98,19 +110,39 @@ impl Firewall {
         Ok(true)
     }
 
-    /// Replaces the table whole (one `nft` batch: whatever was there, damaged or from an
-    /// older berth, goes) and adds `all`, which must be every element the store implies.
+    /// Replaces both tables whole (whatever was there, damaged or from an older berth,
+    /// goes) and adds `all`, which must be every element the store implies. Three steps:
+    /// one `nft` batch declares the inet table and the netdev table's map, a netlink message
+    /// creates the netdev chain with no device (nft 1.0.6 requires one), a second `nft` batch
+    /// adds its rule and, last, its marker: an install cut short anywhere is redone.
     pub fn reinstall(&mut self, all: &Update) -> Result<()> {
+        let nft = locate_nft()?;
         let script = format!(
-            "add table inet berth\ndelete table inet berth\n{}",
-            ruleset::skeleton()
+            "add table inet berth\ndelete table inet berth\n{}{}",
+            ruleset::skeleton(),
+            fastpath::declarations()
         );
-        run_nft(&locate_nft()?, "install the berth ruleset", &script)?;
+        run_nft(&nft, "install the berth ruleset", &script)?;
+        let mut chain = Batch::new();
+        chain.add_devices(
+            Family::Netdev,
+            fastpath::TABLE_NAME,
+            fastpath::CHAIN,
+            fastpath::HOOK,
+            &[],
+        );
+        self.nl.send(&chain).map_err(|e| Error::Netlink {
+            op: "create the fast path's chain".into(),
+            source: e,
+        })?;
+        run_nft(&nft, "install the fast path's rule", &fastpath::rules())?;
         self.apply(all)
     }
 
     /// Sends an update as one atomic batch: removals (missing elements are fine), then
-    /// additions (present ones are fine).
+    /// additions (present ones are fine). A fast-path host end the chain does not list
+    /// (the kernel refuses to remove it) is no error: the batch goes again without the
+    /// device removals.
     pub fn apply(&mut self, u: &Update) -> Result<()> {
         if u.is_empty() {
             return Ok(());
@@ -119,13 +151,24 @@ impl Firewall {
         for (set, elems) in group(&u.removals) {
             batch.destroy(Family::Inet, TABLE_NAME, set, &elems);
         }
+        fast(&mut batch, &u.fast_removals, false);
         for (set, elems) in group(&u.additions) {
             batch.add(Family::Inet, TABLE_NAME, set, &elems);
         }
-        self.nl.send(&batch).map_err(|e| Error::Netlink {
+        fast(&mut batch, &u.fast_additions, true);
+        let failed = |e| Error::Netlink {
             op: format!("update {} firewall elements", u.len()),
             source: e,
-        })
+        };
+        match self.nl.send(&batch) {
+            Err(e) if batch.removes_devices() => {
+                tracing::debug!(error = %e, "fast-path device removal refused; without it");
+                self.nl
+                    .send(&batch.without_device_removals())
+                    .map_err(failed)
+            }
+            r => r.map_err(failed),
+        }
     }
 }
 
@@ -152,6 +195,32 @@ impl Firewall {
             }
         }
         Ok(Some(total))
+    }
+}
+
+/// The fast path's part of a batch: on addition the host ends join the chain before their
+/// elements exist; on removal the elements go first.
+fn fast(batch: &mut Batch, ports: &[FastPort], add: bool) {
+    if ports.is_empty() {
+        return;
+    }
+    let (table, chain, hook) = (fastpath::TABLE_NAME, fastpath::CHAIN, fastpath::HOOK);
+    let mut names: Vec<String> = ports.iter().map(|p| p.host_ifname.clone()).collect();
+    names.sort();
+    names.dedup();
+    let elems: Vec<Element> = ports.iter().map(FastPort::element).collect();
+    // The kernel takes fewer than 256 devices per message (NFT_NETDEVICE_MAX).
+    let lists = names.chunks(200);
+    if add {
+        for names in lists {
+            batch.add_devices(Family::Netdev, table, chain, hook, names);
+        }
+        batch.add(Family::Netdev, table, fastpath::MAP, &elems);
+    } else {
+        batch.destroy(Family::Netdev, table, fastpath::MAP, &elems);
+        for names in lists {
+            batch.remove_devices(Family::Netdev, table, chain, hook, names);
+        }
     }
 }
 

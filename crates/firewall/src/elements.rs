@@ -3,6 +3,7 @@
 //! An [`Update`] collects element additions and removals and is sent as one nf_tables
 //! netlink batch by [`crate::Firewall::apply`]: all of it takes effect, or none.
 
+use crate::fastpath::FastPort;
 use crate::ruleset::sets;
 use berth_kernel::nftables::{encode, Element};
 use ipnet::IpNet;
@@ -36,11 +37,14 @@ pub struct PortElement {
     pub dest_port: u16,
 }
 
-/// Element additions and removals, by set.
+/// Element additions and removals, by set, and the fast path's container ports (elements
+/// of the netdev table and devices of its chain, see [`crate::fastpath`]).
 #[derive(Clone, Debug, Default)]
 pub struct Update {
     pub(crate) removals: Vec<(&'static str, Element)>,
     pub(crate) additions: Vec<(&'static str, Element)>,
+    pub(crate) fast_removals: Vec<FastPort>,
+    pub(crate) fast_additions: Vec<FastPort>,
 }
 
 use encode::ip as addr;
@@ -137,7 +141,7 @@ impl Update {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.removals.is_empty() && self.additions.is_empty()
+        self.len() == 0
     }
 
     pub fn add_network(&mut self, n: &NetworkElements) -> &mut Self {
@@ -161,9 +165,25 @@ impl Update {
         self
     }
 
+    /// Adds container interfaces to the fast path: their map elements, and their host ends
+    /// to the chain.
+    pub fn add_fast(&mut self, ports: &[FastPort]) -> &mut Self {
+        self.fast_additions.extend_from_slice(ports);
+        self
+    }
+
+    /// Takes container interfaces off the fast path (the host ends' index is not used).
+    pub fn remove_fast(&mut self, ports: &[FastPort]) -> &mut Self {
+        self.fast_removals.extend_from_slice(ports);
+        self
+    }
+
     /// How many elements this update touches.
     pub fn len(&self) -> usize {
-        self.removals.len() + self.additions.len()
+        self.removals.len()
+            + self.additions.len()
+            + self.fast_removals.len()
+            + self.fast_additions.len()
     }
 }
 

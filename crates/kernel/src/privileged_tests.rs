@@ -158,7 +158,7 @@ fn netlink_bridge_veth_addresses_routes() {
         // A veth made as a port of the bridge in one request, down; the index it returns
         // (echoed by the kernel) is the link's.
         let port = nl
-            .create_veth_port("bth-t2", "eth1", &ns, None, None, br)
+            .create_veth_port("bth-t2", "eth1", &ns, None, None, br, 0)
             .unwrap();
         let port_link = nl.link_by_index(port).unwrap().unwrap();
         assert_eq!(port_link.name, "bth-t2");
@@ -167,7 +167,7 @@ fn netlink_bridge_veth_addresses_routes() {
         assert!(!port_link.up, "{port_link:?}");
         assert!(cnl.link_by_name("eth1").unwrap().is_some());
         let err = nl
-            .create_veth_port("bth-t2", "eth2", &ns, None, None, br)
+            .create_veth_port("bth-t2", "eth2", &ns, None, None, br, 0)
             .unwrap_err();
         assert!(err.is_exists(), "{err}");
         nl.delete_link(port).unwrap();
@@ -319,7 +319,7 @@ fn a_disabled_port_stays_on_its_bridge_and_forwards_nothing_until_its_carrier_re
             let br = nl.create_bridge("berth-t4", None).unwrap();
             nl.set_up(br).unwrap();
             let host = nl
-                .create_veth_port("bth-t4", "eth0", &ns, None, None, br)
+                .create_veth_port("bth-t4", "eth0", &ns, None, None, br, 0)
                 .unwrap();
             let mut inner = Netlink::open_in(&ns).unwrap();
             let peer = inner.link_by_name("eth0").unwrap().unwrap().index;

@@ -305,7 +305,9 @@ impl Netlink {
     /// gets its carrier then. Up any earlier, the host end would sit up without a carrier,
     /// and the kernel's handling of that state (`dev_deactivate`, run by the link-state
     /// worker or by the next `RTM_GETLINK` of the link) waits for an RCU grace period while
-    /// it holds the RTNL lock that every other link request needs.
+    /// it holds the RTNL lock that every other link request needs. `group` is the host end's
+    /// interface group (`ip link ... group N`; 0, the kernel's default, sends none).
+    #[allow(clippy::too_many_arguments)]
     pub fn create_veth_port(
         &mut self,
         host_name: &str,
@@ -314,6 +316,7 @@ impl Netlink {
         mtu: Option<u32>,
         peer_mac: Option<[u8; 6]>,
         bridge: u32,
+        group: u32,
     ) -> Result<u32> {
         self.add_veth(
             host_name,
@@ -321,7 +324,7 @@ impl Netlink {
             peer_netns,
             mtu,
             peer_mac,
-            Some(bridge),
+            Some((bridge, group)),
         )
     }
 
@@ -332,15 +335,18 @@ impl Netlink {
         peer_netns: &File,
         mtu: Option<u32>,
         peer_mac: Option<[u8; 6]>,
-        bridge: Option<u32>,
+        port: Option<(u32, u32)>,
     ) -> Result<u32> {
         check_ifname(host_name)?;
         check_ifname(peer_name)?;
         let mut msg = veth_message(host_name, peer_name, peer_netns.as_raw_fd(), mtu, peer_mac);
-        let op = match bridge {
+        let op = match port {
             None => format!("create veth {host_name} with peer {peer_name} in container namespace"),
-            Some(bridge) => {
+            Some((bridge, group)) => {
                 msg.attributes.push(LinkAttribute::Controller(bridge));
+                if group != 0 {
+                    msg.attributes.push(LinkAttribute::Group(group));
+                }
                 format!("create veth {host_name} on bridge {bridge} with peer {peer_name}")
             }
         };

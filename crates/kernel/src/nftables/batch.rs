@@ -1,10 +1,12 @@
-//! A list of element operations encoded as one nfnetlink batch.
+//! A list of element (and netdev chain device) operations encoded as one
+//! nfnetlink batch.
 //!
 //! The datagram is `NFNL_MSG_BATCH_BEGIN`, one `NFT_MSG_NEWSETELEM` or
 //! `NFT_MSG_DESTROYSETELEM` per chunk of at most [`MAX_ELEMS`] elements (and
 //! about [`MAX_BYTES`] of attributes, well below the 64 KiB limit of one
-//! attribute), then `NFNL_MSG_BATCH_END`. The kernel applies the whole batch
-//! or, if any message fails, none of it.
+//! attribute), one `NFT_MSG_NEWCHAIN` or `NFT_MSG_DELCHAIN` per change of a
+//! netdev chain's device list, then `NFNL_MSG_BATCH_END`. The kernel applies
+//! the whole batch or, if any message fails, none of it.
 
 use netlink_packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST};
 
@@ -46,12 +48,48 @@ impl Chunk {
     }
 }
 
+/// Devices added to or removed from a netdev base chain's hook (kernel >= 6.3).
+#[derive(Debug, Clone)]
+struct Devices {
+    op: Op,
+    family: Family,
+    table: String,
+    chain: String,
+    hook: Hook,
+    names: Vec<String>,
+}
+
+/// A base chain's hook, as a chain update must repeat it: `NF_NETDEV_INGRESS`
+/// (0) and the priority, for a `filter` chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hook {
+    pub hooknum: u32,
+    pub priority: i32,
+}
+
+impl Devices {
+    fn label(&self) -> String {
+        let names = self.names.join(", ");
+        let chain = format!("chain {} {} {}", self.family.name(), self.table, self.chain);
+        match self.op {
+            Op::Add => format!("add device(s) {names} to {chain}"),
+            Op::Destroy => format!("remove device(s) {names} from {chain}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Part {
+    Elems(Chunk),
+    Devices(Devices),
+}
+
 /// Element additions and removals for one or more sets, sent with
 /// [`super::Nftables::send`] as one atomic batch: the kernel applies all of
 /// them or none. Operations are applied in the order they were added.
 #[derive(Debug, Clone, Default)]
 pub struct Batch {
-    chunks: Vec<Chunk>,
+    parts: Vec<Part>,
 }
 
 impl Batch {
@@ -74,9 +112,79 @@ impl Batch {
         self.push(Op::Destroy, family, table, set, elems);
     }
 
-    /// True if the batch holds no element.
+    /// Adds devices to the hook of netdev base chain `chain`, creating the
+    /// chain with them if it does not exist (`NFT_MSG_NEWCHAIN`, no
+    /// `NLM_F_EXCL`). A device already listed is not an error; nor, on kernels
+    /// from 6.16, is a name no device has yet (the hook waits for it). An
+    /// empty `names` creates the chain with no device, or changes nothing.
+    pub fn add_devices(
+        &mut self,
+        family: Family,
+        table: &str,
+        chain: &str,
+        hook: Hook,
+        names: &[String],
+    ) {
+        self.devices(Op::Add, family, table, chain, hook, names);
+    }
+
+    /// Removes devices from the hook of netdev base chain `chain`
+    /// (`NFT_MSG_DELCHAIN` with the hook's device list, kernel 6.3 or later;
+    /// older kernels would delete the chain). A name the chain does not list fails
+    /// the batch (`ENOENT`). Nothing is sent for an empty `names`.
+    pub fn remove_devices(
+        &mut self,
+        family: Family,
+        table: &str,
+        chain: &str,
+        hook: Hook,
+        names: &[String],
+    ) {
+        if !names.is_empty() {
+            self.devices(Op::Destroy, family, table, chain, hook, names);
+        }
+    }
+
+    fn devices(
+        &mut self,
+        op: Op,
+        family: Family,
+        table: &str,
+        chain: &str,
+        hook: Hook,
+        names: &[String],
+    ) {
+        self.parts.push(Part::Devices(Devices {
+            op,
+            family,
+            table: table.to_string(),
+            chain: chain.to_string(),
+            hook,
+            names: names.to_vec(),
+        }));
+    }
+
+    /// The same batch without its device removals.
+    pub fn without_device_removals(&self) -> Batch {
+        let parts = self
+            .parts
+            .iter()
+            .filter(|p| !matches!(p, Part::Devices(d) if d.op == Op::Destroy))
+            .cloned()
+            .collect();
+        Batch { parts }
+    }
+
+    /// Whether the batch removes any device from a chain.
+    pub fn removes_devices(&self) -> bool {
+        self.parts
+            .iter()
+            .any(|p| matches!(p, Part::Devices(d) if d.op == Op::Destroy))
+    }
+
+    /// True if the batch holds no operation.
     pub fn is_empty(&self) -> bool {
-        self.chunks.is_empty()
+        self.parts.is_empty()
     }
 
     fn push(&mut self, op: Op, family: Family, table: &str, set: &str, elems: &[Element]) {
@@ -92,13 +200,13 @@ impl Batch {
                 bytes += size;
                 end += 1;
             }
-            self.chunks.push(Chunk {
+            self.parts.push(Part::Elems(Chunk {
                 op,
                 family,
                 table: table.to_string(),
                 set: set.to_string(),
                 elems: elems[start..end].to_vec(),
-            });
+            }));
             start = end;
         }
     }
@@ -110,13 +218,23 @@ impl Batch {
         let header = seq();
         // BATCH_BEGIN/END carry family AF_UNSPEC and the subsystem in res_id.
         let mut out = Builder::new(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, 0, res_id).finish(header);
-        let mut labels = Vec::with_capacity(self.chunks.len());
-        for chunk in &self.chunks {
-            check_name("table", &chunk.table)?;
-            check_name("set", &chunk.set)?;
+        let mut labels = Vec::with_capacity(self.parts.len());
+        for part in &self.parts {
+            let (msg, label) = match part {
+                Part::Elems(chunk) => {
+                    check_name("table", &chunk.table)?;
+                    check_name("set", &chunk.set)?;
+                    (encode_chunk(chunk)?, chunk.label())
+                }
+                Part::Devices(d) => {
+                    check_name("table", &d.table)?;
+                    check_name("chain", &d.chain)?;
+                    (encode_devices(d)?, d.label())
+                }
+            };
             let s = seq();
-            out.extend(encode_chunk(chunk)?.finish(s));
-            labels.push((s, chunk.label()));
+            out.extend(msg.finish(s));
+            labels.push((s, label));
         }
         out.extend(Builder::new(NFNL_MSG_BATCH_END, NLM_F_REQUEST, 0, res_id).finish(seq()));
         Ok(Encoded {
@@ -163,6 +281,38 @@ fn encode_chunk(chunk: &Chunk) -> Result<Builder> {
         b.end();
     }
     b.end();
+    Ok(b)
+}
+
+fn encode_devices(d: &Devices) -> Result<Builder> {
+    let (msg, flags) = match d.op {
+        Op::Add => (NFT_MSG_NEWCHAIN, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK),
+        Op::Destroy => (NFT_MSG_DELCHAIN, NLM_F_REQUEST | NLM_F_ACK),
+    };
+    for name in &d.names {
+        if name.is_empty() || name.len() > IFNAMSIZ - 1 || name.contains('\0') {
+            return Err(crate::Error::Invalid(format!(
+                "device name {name:?}: must be 1 to {} bytes without NUL",
+                IFNAMSIZ - 1
+            )));
+        }
+    }
+    let kind = (NFNL_SUBSYS_NFTABLES << 8) | msg;
+    let mut b = Builder::new(kind, flags, d.family.nfproto(), 0);
+    b.put_str(NFTA_CHAIN_TABLE, &d.table);
+    b.put_str(NFTA_CHAIN_NAME, &d.chain);
+    b.nest(NFTA_CHAIN_HOOK);
+    b.put_be32(NFTA_HOOK_HOOKNUM, d.hook.hooknum);
+    b.put_be32(NFTA_HOOK_PRIORITY, d.hook.priority as u32);
+    if !d.names.is_empty() {
+        b.nest(NFTA_HOOK_DEVS);
+        for name in &d.names {
+            b.put_str(NFTA_DEVICE_NAME, name);
+        }
+        b.end();
+    }
+    b.end();
+    b.put_str(NFTA_CHAIN_TYPE, "filter");
     Ok(b)
 }
 
@@ -295,6 +445,68 @@ mod tests {
         assert_eq!(el.get(NFTA_SET_ELEM_DATA), None);
     }
 
+    impl Batch {
+        fn chunks(&self) -> Vec<&Chunk> {
+            self.parts
+                .iter()
+                .filter_map(|p| match p {
+                    Part::Elems(c) => Some(c),
+                    Part::Devices(_) => None,
+                })
+                .collect()
+        }
+    }
+
+    #[test]
+    fn chain_devices_are_added_and_removed_by_chain_messages() {
+        let hook = Hook {
+            hooknum: 0,
+            priority: -10,
+        };
+        let names = ["bth1".to_string(), "bth2".to_string()];
+        let mut batch = Batch::new();
+        batch.add(Family::Netdev, "t", "m", &[Element::key(vec![1; 4])]);
+        batch.add_devices(Family::Netdev, "t", "c", hook, &names);
+        batch.remove_devices(Family::Netdev, "t", "c", hook, &names[1..]);
+        batch.remove_devices(Family::Netdev, "t", "c", hook, &[]);
+        assert!(batch.removes_devices());
+        let Encoded { bytes, labels, .. } = batch.encode(counter()).unwrap();
+        assert_eq!(labels[1].1, "add device(s) bth1, bth2 to chain netdev t c");
+        assert_eq!(labels[2].1, "remove device(s) bth2 from chain netdev t c");
+        let (msgs, _) = messages(&bytes);
+        let kinds: Vec<_> = msgs.iter().map(|m| (m.kind, m.flags)).collect();
+        assert_eq!(
+            kinds[2..4],
+            [
+                (0x0a03, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK),
+                (0x0a05, NLM_F_REQUEST | NLM_F_ACK)
+            ]
+        );
+        assert_eq!(msgs[2].family(), Some(5));
+        let attrs = msgs[2].attrs();
+        assert_eq!(attrs.get_str(NFTA_CHAIN_TABLE).as_deref(), Some("t"));
+        assert_eq!(attrs.get_str(NFTA_CHAIN_NAME).as_deref(), Some("c"));
+        assert_eq!(attrs.get_str(NFTA_CHAIN_TYPE).as_deref(), Some("filter"));
+        let hook_attrs = Attrs(attrs.get(NFTA_CHAIN_HOOK).unwrap());
+        assert_eq!(hook_attrs.get_be32(NFTA_HOOK_HOOKNUM), Some(0));
+        assert_eq!(hook_attrs.get_be32(NFTA_HOOK_PRIORITY), Some(-10i32 as u32));
+        let devs: Vec<_> = Attrs(hook_attrs.get(NFTA_HOOK_DEVS).unwrap())
+            .map(|(kind, v)| (kind, v.to_vec()))
+            .collect();
+        assert_eq!(devs, [(1, b"bth1\0".to_vec()), (1, b"bth2\0".to_vec())]);
+        // Dropping the removals leaves the rest in order.
+        let kept = batch.without_device_removals();
+        assert!(!kept.removes_devices());
+        assert_eq!(kept.encode(counter()).unwrap().labels.len(), 2);
+        // A name no interface can have is refused before sending.
+        let mut bad = Batch::new();
+        bad.add_devices(Family::Netdev, "t", "c", hook, &["x".repeat(16)]);
+        assert!(matches!(
+            bad.encode(counter()),
+            Err(crate::Error::Invalid(_))
+        ));
+    }
+
     #[test]
     fn large_lists_are_split_into_several_messages() {
         let elems: Vec<_> = (0..1000u32)
@@ -302,7 +514,7 @@ mod tests {
             .collect();
         let mut batch = Batch::new();
         batch.add(Family::Inet, "t", "s", &elems);
-        assert_eq!(batch.chunks.len(), 4);
+        assert_eq!(batch.chunks().len(), 4);
         let Encoded { bytes, labels, .. } = batch.encode(counter()).unwrap();
         assert_eq!(labels[3].1, "add 232 elements to set inet t s");
         assert_eq!(messages(&bytes).0.len(), 6);
@@ -312,15 +524,15 @@ mod tests {
             .collect();
         let mut batch = Batch::new();
         batch.add(Family::Inet, "t", "m", &big);
-        assert!(batch.chunks.iter().all(|c| c.elems.len() < MAX_ELEMS));
-        assert!(batch.chunks.iter().all(|c| c
+        assert!(batch.chunks().iter().all(|c| c.elems.len() < MAX_ELEMS));
+        assert!(batch.chunks().iter().all(|c| c
             .elems
             .iter()
             .map(|e| encoded_size(e, Op::Add))
             .sum::<usize>()
             <= MAX_BYTES));
         assert_eq!(
-            batch.chunks.iter().map(|c| c.elems.len()).sum::<usize>(),
+            batch.chunks().iter().map(|c| c.elems.len()).sum::<usize>(),
             300
         );
         batch.encode(counter()).unwrap();

@@ -2,14 +2,16 @@
 //! change notifications.
 //!
 //! - [`Batch`] + [`Nftables::send`]: add and destroy elements of existing
-//!   sets and maps in one atomic nfnetlink batch (all or nothing).
+//!   sets and maps, and add or remove the devices of a netdev base chain, in
+//!   one atomic nfnetlink batch (all or nothing).
 //! - [`Nftables`]: also asks whether a table or set exists and dumps a set's
 //!   elements.
 //! - [`Monitor`]: reports deletions in one table (`nft flush ruleset`, a
 //!   flushed chain, deleted elements) so an agent can repair it.
 //!
-//! Tables, chains, rules and sets themselves are declared by the firewall
-//! crate with `nft -f`; this module only programs elements. Keys and data
+//! Tables, rules and sets themselves are declared by the firewall crate with
+//! `nft -f`; this module programs elements and netdev chain hooks (which nft
+//! 1.0.6 cannot create without a device, nor shrink). Keys and data
 //! are raw bytes in nft's layout, built with [`encode`]. Sockets act in the
 //! network namespace of the thread that opened them.
 
@@ -20,7 +22,7 @@ mod monitor;
 pub(crate) mod nfnl;
 pub(crate) mod socket;
 
-pub use batch::Batch;
+pub use batch::{Batch, Hook};
 pub use client::Nftables;
 pub use monitor::{Change, Monitor};
 
@@ -33,6 +35,7 @@ const NFNL_MSG_BATCH_END: u16 = 0x11;
 // enum nf_tables_msg_types (linux/netfilter/nf_tables.h).
 const NFT_MSG_GETTABLE: u16 = 1;
 const NFT_MSG_DELTABLE: u16 = 2;
+const NFT_MSG_NEWCHAIN: u16 = 3;
 const NFT_MSG_DELCHAIN: u16 = 5;
 const NFT_MSG_DELRULE: u16 = 8;
 const NFT_MSG_GETSET: u16 = 10;
@@ -50,7 +53,16 @@ const NFT_MSG_DESTROYSETELEM: u16 = 30;
 // Attributes. The table name is attribute 1 of tables, chains, rules, sets
 // and element lists alike.
 const NFTA_TABLE_NAME: u16 = 1;
+const NFTA_CHAIN_TABLE: u16 = 1;
 const NFTA_CHAIN_NAME: u16 = 3;
+const NFTA_CHAIN_HOOK: u16 = 4;
+const NFTA_CHAIN_TYPE: u16 = 7;
+const NFTA_HOOK_HOOKNUM: u16 = 1;
+const NFTA_HOOK_PRIORITY: u16 = 2;
+const NFTA_HOOK_DEVS: u16 = 4;
+const NFTA_DEVICE_NAME: u16 = 1;
+/// `IFNAMSIZ`: an interface name with its NUL.
+const IFNAMSIZ: usize = 16;
 const NFTA_RULE_CHAIN: u16 = 2;
 const NFTA_SET_TABLE: u16 = 1;
 const NFTA_SET_NAME: u16 = 2;
@@ -89,6 +101,8 @@ pub enum Family {
     Ip6,
     /// `bridge`.
     Bridge,
+    /// `netdev`: a device's ingress and egress.
+    Netdev,
 }
 
 impl Family {
@@ -97,6 +111,7 @@ impl Family {
         match self {
             Family::Inet => 1,
             Family::Ip => 2,
+            Family::Netdev => 5,
             Family::Bridge => 7,
             Family::Ip6 => 10,
         }
@@ -109,6 +124,7 @@ impl Family {
             Family::Ip => "ip",
             Family::Ip6 => "ip6",
             Family::Bridge => "bridge",
+            Family::Netdev => "netdev",
         }
     }
 }
