@@ -110,19 +110,31 @@ impl Firewall {
         Ok(true)
     }
 
-    /// Replaces both tables whole (whatever was there, damaged or from an older berth,
-    /// goes) and adds `all`, which must be every element the store implies. Three steps:
-    /// one `nft` batch declares the inet table and the netdev table's map, a netlink message
-    /// creates the netdev chain with no device (nft 1.0.6 requires one), a second `nft` batch
-    /// adds its rule and, last, its marker: an install cut short anywhere is redone.
+    /// Replaces the inet table whole (one `nft` batch: whatever was there, damaged or from
+    /// an older berth, goes), declares the netdev table ([`Firewall::install_fast`]) and adds
+    /// `all`, which must be every element the store implies.
     pub fn reinstall(&mut self, all: &Update) -> Result<()> {
         let nft = locate_nft()?;
         let script = format!(
-            "add table inet berth\ndelete table inet berth\n{}{}",
-            ruleset::skeleton(),
-            fastpath::declarations()
+            "add table inet berth\ndelete table inet berth\n{}",
+            ruleset::skeleton()
         );
         run_nft(&nft, "install the berth ruleset", &script)?;
+        if let Err(e) = self.install_fast(&nft, false) {
+            tracing::debug!(error = %e, "the fast path's table is declared afresh");
+            self.install_fast(&nft, true)?;
+        }
+        self.apply(all)
+    }
+
+    /// The netdev table, in three idempotent steps (two processes may run them at once): an
+    /// `nft` batch declares the table and its map, a netlink message creates the chain with
+    /// no device (nft 1.0.6 requires one), a second `nft` batch writes its rule and, last,
+    /// its marker, so that an install cut short anywhere is redone. `fresh` deletes the
+    /// table first.
+    fn install_fast(&mut self, nft: &Path, fresh: bool) -> Result<()> {
+        let declared = fastpath::declarations(fresh);
+        run_nft(nft, "declare the fast path's table", &declared)?;
         let mut chain = Batch::new();
         chain.add_devices(
             Family::Netdev,
@@ -135,8 +147,7 @@ impl Firewall {
             op: "create the fast path's chain".into(),
             source: e,
         })?;
-        run_nft(&nft, "install the fast path's rule", &fastpath::rules())?;
-        self.apply(all)
+        run_nft(nft, "install the fast path's rule", &fastpath::rules())
     }
 
     /// Sends an update as one atomic batch: removals (missing elements are fine), then

@@ -50,20 +50,26 @@ pub const HOOK: Hook = Hook {
     priority: 0,
 };
 
-/// The table's declarations, for `nft -f -`: whatever table of that name was there goes, so
-/// that the chain can be created afresh (over netlink) before [`rules`].
-pub fn declarations() -> String {
+/// The table's declarations, for `nft -f -`. Idempotent, so that two processes installing
+/// at once both succeed; `fresh` first deletes whatever table of that name was there (for a
+/// table this one cannot be declared over: damaged, or from another version).
+pub fn declarations(fresh: bool) -> String {
+    let reset = match fresh {
+        true => format!("add table netdev {TABLE_NAME}\ndelete table netdev {TABLE_NAME}\n"),
+        false => String::new(),
+    };
     format!(
-        "add table netdev {TABLE_NAME}\ndelete table netdev {TABLE_NAME}\n\
-         add table netdev {TABLE_NAME}\n\
+        "{reset}add table netdev {TABLE_NAME}\n\
          add map netdev {TABLE_NAME} {MAP} {{ type devgroup . ether_addr : iface_index; counter; }}\n"
     )
 }
 
-/// The one rule, and the marker, for `nft -f -` once the chain exists.
+/// The one rule, and the marker, for `nft -f -` once the chain exists (one atomic batch:
+/// the chain is flushed first, so it ends with one rule however many processes run it).
 pub fn rules() -> String {
     format!(
-        "add rule netdev {TABLE_NAME} {CHAIN} fwd to meta iifgroup . ether daddr map @{MAP}\n\
+        "flush chain netdev {TABLE_NAME} {CHAIN}\n\
+         add rule netdev {TABLE_NAME} {CHAIN} fwd to meta iifgroup . ether daddr map @{MAP}\n\
          add set netdev {TABLE_NAME} {MARKER} {{ type inet_proto; }}\n"
     )
 }
@@ -146,11 +152,13 @@ mod tests {
 
     #[test]
     fn the_script_declares_the_map_and_rule_in_order() {
-        let d = declarations();
+        assert!(!declarations(false).contains("delete"));
+        let d = declarations(true);
         assert!(d.find("delete table netdev berth").unwrap() < d.find("add map").unwrap());
         assert!(d.contains("type devgroup . ether_addr : iface_index; counter;"));
         let r = rules();
         assert_eq!(r.matches("add rule ").count(), RULES);
+        assert!(r.find("flush chain").unwrap() < r.find("add rule").unwrap());
         assert!(r.find("add rule").unwrap() < r.find(MARKER).unwrap());
     }
 }

@@ -253,7 +253,17 @@ impl<'e> Walk<'e> {
         self.neighbour(&sc.name, &sview, daddr, &sep.ifname, dmac)?;
         let br = net.bridge.clone().unwrap_or_default();
         let flow = self.flow(&br, &br, first_addr(&sep), daddr, false);
-        self.firewall("forward", &flow, RELOAD)?;
+        // On the fast path the frames go host end to host end: no bridge, no hook of any
+        // table but berth's netdev one.
+        if crate::bridge::fast(&net) && self.ruleset()?.has_table("netdev", "berth") {
+            self.check(
+                "their frames take berth's fast path (table netdev berth), off the bridge and its hooks",
+                true,
+                "",
+            );
+        } else {
+            self.firewall("forward", &flow, RELOAD)?;
+        }
         let from = sc.name.clone();
         self.probe(sc.netns.as_deref(), &from, daddr, self.target.port)
     }
