@@ -85,6 +85,33 @@ pub(crate) fn fast_port(net: &Network, ep: &Endpoint, host_ifindex: u32) -> Opti
     })
 }
 
+/// Whether host-end names are listed on the fast path's chain ahead of their devices, from
+/// a pool in the store (kernels from 6.16 keep a name listed while no device has it, and
+/// hook the device that takes it). Each change of the chain's device list makes the next
+/// nf_tables socket to close wait for an RCU grace period (8-16 ms here), so setups and
+/// teardowns leave the chain alone and one in [`HOOK_BLOCK`] pays that wait. Older kernels
+/// list each host end once it exists and drop it with its device.
+pub(crate) fn hooks_ahead() -> bool {
+    static AHEAD: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AHEAD.get_or_init(|| {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let mut parts = release.trim().split(['.', '-']);
+        let major: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        let minor: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        (major, minor) >= (6, 16)
+    })
+}
+
+/// How many names the pool gains at once, and how many retired ones go off the chain at once.
+pub(crate) const HOOK_BLOCK: usize = 64;
+
+/// [`HOOK_BLOCK`] new host-end names, random like every host end's.
+pub(crate) fn fresh_hook_names() -> Vec<String> {
+    (0..HOOK_BLOCK)
+        .map(|_| format!("bth{}", &crate::ids::new_id()[..11]))
+        .collect()
+}
+
 /// The interface group of the network's host ends (0, the default, off the fast path).
 pub(crate) fn host_group(net: &Network) -> u32 {
     match fast(net) {

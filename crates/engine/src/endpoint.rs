@@ -26,6 +26,7 @@ pub(crate) struct Inside<'a> {
 /// Creates the endpoint's kernel objects (and the network's, when it is the first here).
 pub(crate) fn attach(
     paths: &Paths,
+    store: &mut Store,
     fw: &mut Firewall,
     net: &Network,
     ep: &Endpoint,
@@ -48,11 +49,7 @@ pub(crate) fn attach(
         &mut phases,
     )
     .and_then(|index| {
-        // The host end joins the fast path once it forwards (its elements lead to it).
-        let Some(port) = bridge::fast_port(net, ep, index) else {
-            return Ok(());
-        };
-        fw.apply(Update::new().add_fast(&[port]))?;
+        join_fast_path(store, fw, net, ep, index)?;
         phases.mark("fastpath");
         Ok(())
     });
@@ -62,6 +59,43 @@ pub(crate) fn attach(
             bridge::deactivate(net);
         }
         return Err(e);
+    }
+    Ok(())
+}
+
+/// Puts the endpoint on the fast path once its host end forwards: its element, and, unless
+/// the chain already lists its name (a pooled name, [`bridge::hooks_ahead`]), the name. When
+/// the pool has run dry, the same batch lists [`bridge::HOOK_BLOCK`] new spare names.
+fn join_fast_path(
+    store: &mut Store,
+    fw: &mut Firewall,
+    net: &Network,
+    ep: &Endpoint,
+    index: u32,
+) -> Result<()> {
+    let Some(port) = bridge::fast_port(net, ep, index) else {
+        return Ok(());
+    };
+    let mut u = Update::new();
+    u.add_fast(&[port]);
+    let mut refill = Vec::new();
+    if bridge::hooks_ahead() {
+        let (pooled, spare) = store.read(|tx| -> Result<_> {
+            Ok((tx.is_hook_name(&ep.host_ifname)?, tx.spare_hook_names()?))
+        })?;
+        if !pooled {
+            u.hook(std::slice::from_ref(&ep.host_ifname));
+        }
+        if spare == 0 {
+            refill = bridge::fresh_hook_names();
+            u.hook(&refill);
+        }
+    } else {
+        u.hook(std::slice::from_ref(&ep.host_ifname));
+    }
+    fw.apply(&u)?;
+    if !refill.is_empty() {
+        store.write(|tx| -> Result<()> { Ok(tx.add_hook_names(&refill)?) })?;
     }
     Ok(())
 }
@@ -224,6 +258,7 @@ pub(crate) fn detach(
     ep: &Endpoint,
     mut fw: Option<&mut Firewall>,
     host_end: HostEnd,
+    on_fast_path: bool,
 ) -> Vec<String> {
     let mut errors = Vec::new();
     if net.driver == "overlay" {
@@ -237,9 +272,14 @@ pub(crate) fn detach(
         }
     };
     // Off the fast path first: a disabled port (hand-off) forwards nothing, nor may the
-    // fast path lead to it.
-    if let Some(port) = bridge::fast_port(net, ep, 0) {
-        if let Err(e) = leave_fast_path(fw.as_deref_mut(), port) {
+    // fast path lead to it. A pooled name stays on the chain, retired below.
+    let pooled = bridge::fast(net)
+        && bridge::hooks_ahead()
+        && store
+            .read(|tx| -> Result<bool> { Ok(tx.is_hook_name(&ep.host_ifname)?) })
+            .unwrap_or(false);
+    if let Some(port) = bridge::fast_port(net, ep, 0).filter(|_| on_fast_path) {
+        if let Err(e) = leave_fast_path(fw.as_deref_mut(), port, !pooled) {
             errors.push(e.to_string());
         }
     }
@@ -258,11 +298,20 @@ pub(crate) fn detach(
     }
     // Release the endpoint's row and count the others under the lock, so that of two
     // endpoints leaving at once, the second sees the first gone and removes the bridge.
+    let mut retired = 0;
     let others = store.write(|tx| -> Result<usize> {
         tx.delete_endpoint(&ep.id)?;
         release_cursors(tx, net, ep)?;
+        if pooled {
+            retired = tx.retire_hook_name(&ep.host_ifname)?;
+        }
         Ok(tx.count_endpoints_of_network(&net.id)?)
     });
+    if retired >= bridge::HOOK_BLOCK {
+        if let Err(e) = unhook_retired(store, fw.as_deref_mut()) {
+            errors.push(e.to_string());
+        }
+    }
     match others {
         Ok(0) if bridge::lives_with_endpoints(net) && host_end != HostEnd::Handoff => {
             errors.extend(bridge::deactivate_with(net, fw))
@@ -273,18 +322,56 @@ pub(crate) fn detach(
     errors
 }
 
-/// Removes the port's fast-path element and its host end from the chain, through `fw` or a
-/// firewall opened for it; nothing when the tables are not installed (nothing leads there).
-fn leave_fast_path(fw: Option<&mut Firewall>, port: FastPort) -> Result<()> {
+/// Removes the port's fast-path element (and, with `unhook`, its host end's name from the
+/// chain) through `fw` or a firewall opened for it; nothing when the tables are not
+/// installed (nothing leads there).
+fn leave_fast_path(fw: Option<&mut Firewall>, port: FastPort, unhook: bool) -> Result<()> {
     let mut opened = None;
     let fw = match fw {
         Some(fw) => fw,
         None => opened.insert(Firewall::open()?),
     };
     if fw.is_installed()? {
-        fw.apply(Update::new().remove_fast(&[port]))?;
+        let mut u = Update::new();
+        u.remove_fast(std::slice::from_ref(&port));
+        if unhook {
+            u.unhook(std::slice::from_ref(&port.host_ifname));
+        }
+        fw.apply(&u)?;
     }
     Ok(())
+}
+
+/// Adds to `u` what takes the endpoint off the fast path: its element and, unless its name is
+/// pooled (it stays listed, retired at detach), its name on the chain.
+pub(crate) fn leave_fast_path_in(
+    tx: &berth_store::Tx<'_>,
+    net: &Network,
+    ep: &Endpoint,
+    u: &mut Update,
+) -> Result<()> {
+    let Some(port) = bridge::fast_port(net, ep, 0) else {
+        return Ok(());
+    };
+    if !(bridge::hooks_ahead() && tx.is_hook_name(&ep.host_ifname)?) {
+        u.unhook(std::slice::from_ref(&ep.host_ifname));
+    }
+    u.remove_fast(&[port]);
+    Ok(())
+}
+
+/// Takes the retired names off the chain, in one batch, and forgets them.
+fn unhook_retired(store: &mut Store, fw: Option<&mut Firewall>) -> Result<()> {
+    let names = store.read(|tx| -> Result<_> { Ok(tx.retired_hook_names()?) })?;
+    let mut opened = None;
+    let fw = match fw {
+        Some(fw) => fw,
+        None => opened.insert(Firewall::open()?),
+    };
+    if fw.is_installed()? {
+        fw.apply(Update::new().unhook(&names))?;
+    }
+    store.write(|tx| -> Result<()> { Ok(tx.forget_hook_names(&names)?) })
 }
 
 /// Gives the endpoint's addresses back to their subnets' cursors where they were the last

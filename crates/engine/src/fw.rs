@@ -89,7 +89,12 @@ pub(crate) fn everything(
             bridge::fast_port(nets.get(&ep.network_id)?, ep, index)
         })
         .collect();
+    let mut hooked: BTreeSet<String> = fast.iter().map(|p| p.host_ifname.clone()).collect();
+    if bridge::hooks_ahead() {
+        hooked.extend(tx.hook_names()?);
+    }
     u.add_fast(&fast);
+    u.hook(&hooked.into_iter().collect::<Vec<_>>());
     let mut by_container: BTreeMap<&str, Vec<berth_store::PortMapping>> = BTreeMap::new();
     let all_ports = tx.all_ports()?;
     for p in &all_ports {

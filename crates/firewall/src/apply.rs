@@ -162,11 +162,11 @@ impl Firewall {
         for (set, elems) in group(&u.removals) {
             batch.destroy(Family::Inet, TABLE_NAME, set, &elems);
         }
-        fast(&mut batch, &u.fast_removals, false);
+        fast(&mut batch, &u.fast_removals, &u.hooks_removed, false);
         for (set, elems) in group(&u.additions) {
             batch.add(Family::Inet, TABLE_NAME, set, &elems);
         }
-        fast(&mut batch, &u.fast_additions, true);
+        fast(&mut batch, &u.fast_additions, &u.hooks_added, true);
         let failed = |e| Error::Netlink {
             op: format!("update {} firewall elements", u.len()),
             source: e,
@@ -209,14 +209,11 @@ impl Firewall {
     }
 }
 
-/// The fast path's part of a batch: on addition the host ends join the chain before their
-/// elements exist; on removal the elements go first.
-fn fast(batch: &mut Batch, ports: &[FastPort], add: bool) {
-    if ports.is_empty() {
-        return;
-    }
+/// The fast path's part of a batch: on addition the host-end names join the chain before
+/// the elements; on removal the elements go first.
+fn fast(batch: &mut Batch, ports: &[FastPort], hooks: &[String], add: bool) {
     let (table, chain, hook) = (fastpath::TABLE_NAME, fastpath::CHAIN, fastpath::HOOK);
-    let mut names: Vec<String> = ports.iter().map(|p| p.host_ifname.clone()).collect();
+    let mut names = hooks.to_vec();
     names.sort();
     names.dedup();
     let elems: Vec<Element> = ports.iter().map(FastPort::element).collect();
@@ -226,9 +223,13 @@ fn fast(batch: &mut Batch, ports: &[FastPort], add: bool) {
         for names in lists {
             batch.add_devices(Family::Netdev, table, chain, hook, names);
         }
-        batch.add(Family::Netdev, table, fastpath::MAP, &elems);
+        if !elems.is_empty() {
+            batch.add(Family::Netdev, table, fastpath::MAP, &elems);
+        }
     } else {
-        batch.destroy(Family::Netdev, table, fastpath::MAP, &elems);
+        if !elems.is_empty() {
+            batch.destroy(Family::Netdev, table, fastpath::MAP, &elems);
+        }
         for names in lists {
             batch.remove_devices(Family::Netdev, table, chain, hook, names);
         }

@@ -45,6 +45,8 @@ pub struct Update {
     pub(crate) additions: Vec<(&'static str, Element)>,
     pub(crate) fast_removals: Vec<FastPort>,
     pub(crate) fast_additions: Vec<FastPort>,
+    pub(crate) hooks_removed: Vec<String>,
+    pub(crate) hooks_added: Vec<String>,
 }
 
 use encode::ip as addr;
@@ -165,8 +167,8 @@ impl Update {
         self
     }
 
-    /// Adds container interfaces to the fast path: their map elements, and their host ends
-    /// to the chain.
+    /// Adds container interfaces to the fast path: their map elements (frames from a host
+    /// end take the fast path once the chain lists it: [`Update::hook`]).
     pub fn add_fast(&mut self, ports: &[FastPort]) -> &mut Self {
         self.fast_additions.extend_from_slice(ports);
         self
@@ -178,12 +180,28 @@ impl Update {
         self
     }
 
+    /// Lists host-end names on the fast path's chain (devices that need not exist yet on
+    /// kernels from 6.16, which keep a name listed and hook the device that takes it).
+    pub fn hook(&mut self, names: &[String]) -> &mut Self {
+        self.hooks_added.extend_from_slice(names);
+        self
+    }
+
+    /// Takes host-end names off the chain. One the chain does not list is no error (see
+    /// [`crate::Firewall::apply`]).
+    pub fn unhook(&mut self, names: &[String]) -> &mut Self {
+        self.hooks_removed.extend_from_slice(names);
+        self
+    }
+
     /// How many elements this update touches.
     pub fn len(&self) -> usize {
         self.removals.len()
             + self.additions.len()
             + self.fast_removals.len()
             + self.fast_additions.len()
+            + self.hooks_removed.len()
+            + self.hooks_added.len()
     }
 }
 

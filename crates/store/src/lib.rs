@@ -12,6 +12,7 @@
 
 mod error;
 mod events;
+mod hooks;
 mod model;
 mod ports;
 mod schema;

@@ -101,6 +101,13 @@ const MIGRATIONS: &[&str] = &[
         next       TEXT NOT NULL,
         PRIMARY KEY (network_id, subnet)
     );",
+    // 6: host-end names registered ahead on the fast path's chain (the firewall's netdev
+    // table): 0 spare, 1 given to an endpoint, 2 retired (its endpoint gone, still listed).
+    "CREATE TABLE hook_names (
+        name  TEXT PRIMARY KEY,
+        state INTEGER NOT NULL
+    );
+    CREATE INDEX hook_names_by_state ON hook_names(state);",
 ];
 
 /// Brings the schema to the newest version, one transaction per step.

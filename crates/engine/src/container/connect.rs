@@ -76,6 +76,7 @@ pub fn connect(
     let default_route = !net.internal && !endpoint::has_default_route(&ns).unwrap_or(true);
     if let Err(e) = endpoint::attach(
         &engine.paths,
+        &mut engine.store,
         &mut fw,
         &net,
         &ep,
@@ -117,6 +118,7 @@ pub fn disconnect(engine: &mut Engine, network: &str, container: &str) -> Result
         &ep,
         None,
         endpoint::HostEnd::Delete,
+        true,
     );
     events::endpoints(
         &mut engine.store,

@@ -197,8 +197,13 @@ pub(crate) fn plan_endpoint(
     }
     let id = new_id();
     let first_v4 = addresses.iter().map(|a| a.addr).find(IpAddr::is_ipv4);
+    // On the fast path, a name the chain already lists (crate::bridge::hooks_ahead).
+    let pooled = match crate::bridge::fast(net) && crate::bridge::hooks_ahead() {
+        true => tx.take_hook_name()?,
+        false => None,
+    };
     Ok(Endpoint {
-        host_ifname: format!("bth{}", &id[..11]),
+        host_ifname: pooled.unwrap_or_else(|| format!("bth{}", &id[..11])),
         id,
         container_id: container_id.to_string(),
         network_id: net.id.clone(),
@@ -384,7 +389,15 @@ fn build(
                 netns: &ns,
                 nl: Some(&mut inner),
             };
-            endpoint::attach(&engine.paths, fw, net, ep, inside, default_route)?;
+            endpoint::attach(
+                &engine.paths,
+                &mut engine.store,
+                fw,
+                net,
+                ep,
+                inside,
+                default_route,
+            )?;
             phases.mark("endpoint");
         }
     }

@@ -141,9 +141,13 @@ pub(crate) fn teardown(engine: &mut Engine, c: &Container, eps: &[Endpoint]) -> 
     // The `[::1]` ports a running agent relays for this container, from the rows unpublish
     // reads: the agent closes them before answering the hand-off (crate::reap).
     let mut relayed = Vec::new();
+    let mut fast_done = false;
     if let Some(fw) = fw.as_mut() {
-        match unpublish(engine, fw, c, eps) {
-            Ok(r) => relayed = r,
+        match unpublish(engine, fw, c, eps, eps) {
+            Ok(r) => {
+                relayed = r;
+                fast_done = true;
+            }
             Err(e) => errors.push(e.to_string()),
         }
     }
@@ -174,6 +178,7 @@ pub(crate) fn teardown(engine: &mut Engine, c: &Container, eps: &[Endpoint]) -> 
                 ep,
                 fw.as_mut(),
                 host_end,
+                !fast_done,
             )),
             Ok(None) => errors.push(format!(
                 "network {} of endpoint {} is gone",
@@ -224,22 +229,36 @@ pub(crate) fn teardown(engine: &mut Engine, c: &Container, eps: &[Endpoint]) -> 
 
 /// Removes a container's port elements and flushes their conntrack entries. Its rows go
 /// with the container's row. Returns the `[::1]` relays those ports had.
+///
+/// The fast-path elements of `leaving` (endpoints about to go) go in the same batch: begun
+/// first in a teardown, the kernel's clean-up of that commit (an RCU grace period, which the
+/// process's exit would wait for) passes while the links go.
 pub(crate) fn unpublish(
     engine: &mut Engine,
     fw: &mut Firewall,
     c: &Container,
     eps: &[Endpoint],
+    leaving: &[Endpoint],
 ) -> Result<Vec<ports::relay::Relay>> {
-    let (rows, nets) = engine.store.read(|tx| -> Result<_> {
+    let (rows, nets, fast) = engine.store.read(|tx| -> Result<_> {
         let rows = tx.ports_of_container(&c.id)?;
         // The endpoints' networks say which endpoint the ports lead into.
-        let nets = match rows.is_empty() {
+        let nets = match rows.is_empty() && leaving.is_empty() {
             true => BTreeMap::new(),
             false => tx.networks_of(eps)?,
         };
-        Ok((rows, nets))
+        let mut fast = Update::new();
+        for ep in leaving {
+            if let Some(net) = nets.get(&ep.network_id) {
+                crate::endpoint::leave_fast_path_in(tx, net, ep, &mut fast)?;
+            }
+        }
+        Ok((rows, nets, fast))
     })?;
     if rows.is_empty() {
+        if !fast.is_empty() && fw.is_installed()? {
+            fw.apply(&fast)?;
+        }
         return Ok(Vec::new());
     }
     let relays = rows
@@ -247,6 +266,9 @@ pub(crate) fn unpublish(
         .filter_map(|p| ports::relay::relay_of(p, eps, &nets))
         .collect();
     let Some(ep) = crate::fw::published_endpoint(eps, &nets) else {
+        if !fast.is_empty() && fw.is_installed()? {
+            fw.apply(&fast)?;
+        }
         return Ok(relays);
     };
     let (v4, v6) = ports::targets(std::slice::from_ref(ep));
@@ -262,7 +284,8 @@ pub(crate) fn unpublish(
             None
         });
         let counted = t.elapsed().as_micros() as u64;
-        fw.apply(Update::new().remove_ports(&elements))?;
+        let mut fast = fast;
+        fw.apply(fast.remove_ports(&elements))?;
         tracing::debug!(target: "berth::timing", verb = "teardown", phase = "counters", us = counted);
         tracing::debug!(target: "berth::timing", verb = "teardown", phase = "elements", us = t.elapsed().as_micros() as u64 - counted);
     }

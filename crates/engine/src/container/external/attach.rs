@@ -231,7 +231,15 @@ pub fn attach(engine: &mut Engine, req: &AttachRequest) -> Result<Vec<Attached>>
                 netns: &ns,
                 nl: Some(&mut inner),
             };
-            endpoint::attach(&engine.paths, &mut fw, net, ep, inside, default_route)?;
+            endpoint::attach(
+                &engine.paths,
+                &mut engine.store,
+                &mut fw,
+                net,
+                ep,
+                inside,
+                default_route,
+            )?;
             super::ipam::add_routes(&ns, ep, &a.routes, default_route)?;
             out.push(Attached {
                 endpoint: ep.clone(),
@@ -283,7 +291,7 @@ fn undo(
     if published {
         let all = crate::container::endpoints(engine, id)?;
         let mut fw = berth_firewall::Firewall::open()?;
-        crate::container::remove::unpublish(engine, &mut fw, &c, &all)?;
+        crate::container::remove::unpublish(engine, &mut fw, &c, &all, &[])?;
         engine
             .store
             .write(|tx| -> Result<()> { Ok(tx.delete_ports(id)?) })?;

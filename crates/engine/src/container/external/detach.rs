@@ -17,6 +17,7 @@ pub(super) fn detach_endpoints(engine: &mut Engine, eps: &[Endpoint]) -> Vec<Str
                 ep,
                 None,
                 endpoint::HostEnd::Delete,
+                true,
             )),
             Err(e) => errors.push(e.to_string()),
         }
@@ -65,7 +66,7 @@ pub fn detach(
         // The ports lead into an endpoint that goes: they go too.
         let unpublished = berth_firewall::Firewall::open()
             .map_err(crate::Error::from)
-            .and_then(|mut fw| crate::container::remove::unpublish(engine, &mut fw, &c, &all));
+            .and_then(|mut fw| crate::container::remove::unpublish(engine, &mut fw, &c, &all, &[]));
         if let Err(e) = unpublished {
             errors.push(e.to_string());
         }
