@@ -3,7 +3,9 @@
 # whether leaving that traffic untracked (the `guard` chain's `ip daddr @bridged4 notrack`,
 # docs/ARCHITECTURE.md "Firewall") pays for the extra hook it takes.
 #   sudo bash bench/explore/notrack.sh [ROUNDS]
-# Two berth containers (iperf3 server and client) on the default bridge; the agent is stopped
+# Two berth containers (iperf3 server and client) on a bridge network created with
+# `-o fastpath=false` (on berth's default networks such frames skip the bridge and these hooks
+# altogether: bench/explore/fastpath.sh); the agent is stopped
 # once they run (it would put the table back). iperf3 -t 3 samples alternate, A B C C B A per
 # round (A B C D D C B A), between: berth's ruleset as it is; the same without the notrack
 # rule (the flow is tracked by conntrack, as netavark's and the CNI plugins' are); no berth
@@ -25,12 +27,13 @@ cleanup() {
   if [ -s "$BERTH_RUN_ROOT/agent.pid" ]; then kill "$(cat "$BERTH_RUN_ROOT/agent.pid")" 2>/dev/null || true; fi
 }
 trap cleanup EXIT
-"$B" run -d --name srv -- iperf3 -s >/dev/null
-"$B" run -d --name cli -- sleep 3600 >/dev/null
+"$B" network create -o fastpath=false plain >/dev/null
+"$B" run -d --name srv --network plain -- iperf3 -s >/dev/null
+"$B" run -d --name cli --network plain -- sleep 3600 >/dev/null
 agent=$(cat "$BERTH_RUN_ROOT/agent.pid")
 kill "$agent"
 while kill -0 "$agent" 2>/dev/null; do sleep 0.05; done
-sip=$("$B" inspect srv | jq -r '.[0].Networks.bridge.IPAddress')
+sip=$("$B" inspect srv | jq -r '.[0].Networks.plain.IPAddress')
 nft list table inet berth > "$saved"
 # The bare reference, built as bench/driver.py's PairedBridge builds it.
 for n in pair-br pair-c pair-d; do ip netns add "$n"; done

@@ -274,6 +274,13 @@ fn a_flushed_ruleset_is_restored_without_any_command() {
         back = sb.ok("nft list tables").contains("inet berth") && reply(&sb);
     }
     assert!(back, "published port works again within 1 s");
+    let fast_back = (0..20).any(|_| {
+        sb.ok("nft list tables").contains("netdev berth") || {
+            std::thread::sleep(Duration::from_millis(50));
+            false
+        }
+    });
+    assert!(fast_back, "the fast path's table is back too");
     // Outbound NAT too: the outside sees the host's address.
     let seen = sb.ok("berth exec web timeout 3 socat -T2 - TCP:10.99.0.2:7000");
     assert_eq!(seen.trim(), "10.99.0.1");
@@ -310,4 +317,27 @@ fn one_agent_per_run_root_with_metrics_and_a_clean_stop() {
     sb.ok(&format!("kill -TERM {pid}; for i in $(seq 50); do kill -0 {pid} 2>/dev/null || exit 0; sleep 0.1; done; exit 1"));
     assert!(agent_pid(&sb).is_none(), "pid file removed");
     assert!(!sb.run_root().join("agent.sock").exists());
+}
+
+/// The fast path's table alone deleted: the agent's watcher of that table restores it, with
+/// the running container's element, without any command.
+#[test]
+fn a_deleted_fast_path_table_is_restored_without_any_command() {
+    let sb = Sandbox::new();
+    sb.echo_server("web", &["-p", "8080:80"], 80);
+    let mac = sb.inspect("web")["Networks"]["bridge"]["MacAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(sb.ok("nft list map netdev berth to_port").contains(&mac));
+    sb.ok("nft delete table netdev berth");
+    let t0 = Instant::now();
+    let mut back = false;
+    while !back && t0.elapsed() < Duration::from_secs(2) {
+        back = sb
+            .sh("nft list map netdev berth to_port")
+            .stdout
+            .contains(&mac);
+    }
+    assert!(back, "restored within 2 s");
 }

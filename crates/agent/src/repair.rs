@@ -1,5 +1,7 @@
-//! Firewall self-repair: nf_tables notifications (not a poll) tell the agent that berth's
-//! table or one of its chains, rules or sets went; it rebuilds the table from the store.
+//! Firewall self-repair: nf_tables notifications (not a poll) tell the agent that one of
+//! berth's tables (`inet berth`, `netdev berth`: the fast path) or one of their chains, rules
+//! or sets went; it rebuilds them from the store. (A fast-path device leaving the netdev
+//! chain is notified as a chain deletion too: the check finds the tables complete.)
 
 use crate::metrics::AgentMetrics;
 use berth_engine::{container, Engine, Paths};
@@ -21,11 +23,18 @@ fn needs_repair(c: &Change) -> bool {
     )
 }
 
-/// Starts the watching thread.
+/// Starts one watching thread per table.
 pub(crate) fn spawn(paths: Paths, metrics: AgentMetrics) -> std::io::Result<()> {
-    let mut monitor = Monitor::open(Family::Inet, "berth").map_err(std::io::Error::other)?;
+    for family in [Family::Inet, Family::Netdev] {
+        watch(family, paths.clone(), metrics.clone())?;
+    }
+    Ok(())
+}
+
+fn watch(family: Family, paths: Paths, metrics: AgentMetrics) -> std::io::Result<()> {
+    let mut monitor = Monitor::open(family, "berth").map_err(std::io::Error::other)?;
     std::thread::Builder::new()
-        .name("firewall-repair".into())
+        .name(format!("firewall-repair-{}", family.name()))
         .spawn(move || loop {
             match monitor.next(None) {
                 Ok(Some(c)) if needs_repair(&c) => {
@@ -60,6 +69,10 @@ fn drain(monitor: &mut Monitor, quiet: Duration) {
 /// a rule; returns whether it did. A rebuild berth itself just did (gc, `firewall reload`)
 /// also shows up as deletions, and finds the table complete.
 fn repair(paths: &Paths) -> berth_engine::Result<bool> {
+    // One table's watcher at a time: after `nft flush ruleset` both see deletions, and the
+    // second finds the tables the first rebuilt complete.
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
     let mut engine = Engine::open(paths.clone())?;
     if engine.firewall_complete()? {
         return Ok(false);

@@ -163,7 +163,7 @@ pub(crate) struct NetworkCreateArgs {
     pub(crate) ipv6: bool,
     #[arg(long)]
     pub(crate) mtu: Option<String>,
-    /// Driver options: bridge_name=NAME, icc=true|false, mtu=N.
+    /// Driver options: bridge_name=NAME, icc=true|false, mtu=N, fastpath=true|false.
     #[arg(short = 'o', long = "opt")]
     pub(crate) opt: Vec<String>,
     #[arg(long)]

@@ -35,8 +35,16 @@ fn names_are_given_once_then_retired_then_forgotten() {
             assert!(tx.is_hook_name("bth1")?);
             assert!(!tx.is_hook_name("bthx")?);
             assert_eq!(tx.retire_hook_name("bth1")?, 1);
-            assert_eq!(tx.retire_hook_name("bth1")?, 1, "retiring twice counts once");
-            assert_eq!(tx.retire_hook_name("bthx")?, 1, "an unknown name changes nothing");
+            assert_eq!(
+                tx.retire_hook_name("bth1")?,
+                1,
+                "retiring twice counts once"
+            );
+            assert_eq!(
+                tx.retire_hook_name("bthx")?,
+                1,
+                "an unknown name changes nothing"
+            );
             assert_eq!(tx.retire_hook_name("bth2")?, 2);
             assert_eq!(tx.retired_hook_names()?, ["bth1", "bth2"]);
             tx.forget_hook_names(&tx.retired_hook_names()?)?;

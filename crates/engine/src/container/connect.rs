@@ -86,9 +86,11 @@ pub fn connect(
         },
         default_route,
     ) {
-        let _ = engine
-            .store
-            .write(|tx| -> Result<()> { Ok(tx.delete_endpoint(&ep.id)?) });
+        // A pooled host-end name is retired with the endpoint (it is never given again).
+        let _ = engine.store.write(|tx| -> Result<()> {
+            tx.retire_hook_name(&ep.host_ifname)?;
+            Ok(tx.delete_endpoint(&ep.id)?)
+        });
         return Err(e);
     }
     crate::agent::notify(&engine.paths, &c.id, None);
