@@ -228,17 +228,7 @@ pub(crate) fn deactivate_with(net: &Network, fw: Option<&mut Firewall>) -> Vec<S
         return errors;
     };
     if let Some(el) = elements(net) {
-        // A table that is missing (or of another version) holds nothing to remove: the
-        // next setup rebuilds it from the store.
-        let remove = |fw: &mut Firewall| match fw.is_installed()? {
-            true => fw.apply(Update::new().remove_network(&el)),
-            false => Ok(()),
-        };
-        let removed = match fw {
-            Some(fw) => remove(fw),
-            None => Firewall::open().and_then(|mut fw| remove(&mut fw)),
-        };
-        if let Err(e) = removed {
+        if let Err(e) = crate::fw::apply_installed(fw, Update::new().remove_network(&el)) {
             errors.push(e.to_string());
         }
     }

@@ -9,7 +9,7 @@ use crate::error::KernelContext;
 use crate::ids::parse_mac;
 use crate::lock::Lock;
 use crate::{Error, Paths, Result};
-use berth_firewall::{FastPort, Firewall, Update};
+use berth_firewall::{Firewall, Update};
 use berth_kernel::{netlink::Netlink, netns};
 use berth_store::{Endpoint, Network, Store};
 use std::fs::File;
@@ -273,13 +273,15 @@ pub(crate) fn detach(
     };
     // Off the fast path first: a disabled port (hand-off) forwards nothing, nor may the
     // fast path lead to it. A pooled name stays on the chain, retired below.
-    let pooled = bridge::fast(net)
-        && bridge::hooks_ahead()
-        && store
-            .read(|tx| -> Result<bool> { Ok(tx.is_hook_name(&ep.host_ifname)?) })
-            .unwrap_or(false);
-    if let Some(port) = bridge::fast_port(net, ep, 0).filter(|_| on_fast_path) {
-        if let Err(e) = leave_fast_path(fw.as_deref_mut(), port, !pooled) {
+    if on_fast_path && bridge::fast(net) {
+        let left = store
+            .read(|tx| -> Result<Update> {
+                let mut u = Update::new();
+                leave_fast_path_in(tx, net, ep, &mut u)?;
+                Ok(u)
+            })
+            .and_then(|u| Ok(crate::fw::apply_installed(fw.as_deref_mut(), &u)?));
+        if let Err(e) = left {
             errors.push(e.to_string());
         }
     }
@@ -302,7 +304,8 @@ pub(crate) fn detach(
     let others = store.write(|tx| -> Result<usize> {
         tx.delete_endpoint(&ep.id)?;
         release_cursors(tx, net, ep)?;
-        if pooled {
+        if bridge::fast(net) && bridge::hooks_ahead() {
+            // Nothing for a name that is not pooled.
             retired = tx.retire_hook_name(&ep.host_ifname)?;
         }
         Ok(tx.count_endpoints_of_network(&net.id)?)
@@ -320,26 +323,6 @@ pub(crate) fn detach(
         Err(e) => errors.push(e.to_string()),
     }
     errors
-}
-
-/// Removes the port's fast-path element (and, with `unhook`, its host end's name from the
-/// chain) through `fw` or a firewall opened for it; nothing when the tables are not
-/// installed (nothing leads there).
-fn leave_fast_path(fw: Option<&mut Firewall>, port: FastPort, unhook: bool) -> Result<()> {
-    let mut opened = None;
-    let fw = match fw {
-        Some(fw) => fw,
-        None => opened.insert(Firewall::open()?),
-    };
-    if fw.is_installed()? {
-        let mut u = Update::new();
-        u.remove_fast(std::slice::from_ref(&port));
-        if unhook {
-            u.unhook(std::slice::from_ref(&port.host_ifname));
-        }
-        fw.apply(&u)?;
-    }
-    Ok(())
 }
 
 /// Adds to `u` what takes the endpoint off the fast path: its element and, unless its name is
@@ -363,14 +346,7 @@ pub(crate) fn leave_fast_path_in(
 /// Takes the retired names off the chain, in one batch, and forgets them.
 fn unhook_retired(store: &mut Store, fw: Option<&mut Firewall>) -> Result<()> {
     let names = store.read(|tx| -> Result<_> { Ok(tx.retired_hook_names()?) })?;
-    let mut opened = None;
-    let fw = match fw {
-        Some(fw) => fw,
-        None => opened.insert(Firewall::open()?),
-    };
-    if fw.is_installed()? {
-        fw.apply(Update::new().unhook(&names))?;
-    }
+    crate::fw::apply_installed(fw, Update::new().unhook(&names))?;
     store.write(|tx| -> Result<()> { Ok(tx.forget_hook_names(&names)?) })
 }
 

@@ -14,6 +14,24 @@ pub(crate) fn open(store: &mut Store) -> Result<Firewall> {
     Ok(fw)
 }
 
+/// Applies `u` through `fw`, or a firewall opened for it, when berth's tables are installed:
+/// a missing table (or one of another version) holds nothing to remove, and the next setup
+/// rebuilds it from the store.
+pub(crate) fn apply_installed(fw: Option<&mut Firewall>, u: &Update) -> berth_firewall::Result<()> {
+    if u.is_empty() {
+        return Ok(());
+    }
+    let mut opened = None;
+    let fw = match fw {
+        Some(fw) => fw,
+        None => opened.insert(Firewall::open()?),
+    };
+    match fw.is_installed()? {
+        true => fw.apply(u),
+        false => Ok(()),
+    }
+}
+
 /// Reinstalls the ruleset and every element, whatever state the table is in. Returns the
 /// number of elements restored.
 pub(crate) fn reload(store: &mut Store) -> Result<usize> {

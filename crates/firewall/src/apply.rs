@@ -223,13 +223,9 @@ fn fast(batch: &mut Batch, ports: &[FastPort], hooks: &[String], add: bool) {
         for names in lists {
             batch.add_devices(Family::Netdev, table, chain, hook, names);
         }
-        if !elems.is_empty() {
-            batch.add(Family::Netdev, table, fastpath::MAP, &elems);
-        }
+        batch.add(Family::Netdev, table, fastpath::MAP, &elems);
     } else {
-        if !elems.is_empty() {
-            batch.destroy(Family::Netdev, table, fastpath::MAP, &elems);
-        }
+        batch.destroy(Family::Netdev, table, fastpath::MAP, &elems);
         for names in lists {
             batch.remove_devices(Family::Netdev, table, chain, hook, names);
         }

@@ -256,9 +256,7 @@ pub(crate) fn unpublish(
         Ok((rows, nets, fast))
     })?;
     if rows.is_empty() {
-        if !fast.is_empty() && fw.is_installed()? {
-            fw.apply(&fast)?;
-        }
+        crate::fw::apply_installed(Some(fw), &fast)?;
         return Ok(Vec::new());
     }
     let relays = rows
@@ -266,9 +264,7 @@ pub(crate) fn unpublish(
         .filter_map(|p| ports::relay::relay_of(p, eps, &nets))
         .collect();
     let Some(ep) = crate::fw::published_endpoint(eps, &nets) else {
-        if !fast.is_empty() && fw.is_installed()? {
-            fw.apply(&fast)?;
-        }
+        crate::fw::apply_installed(Some(fw), &fast)?;
         return Ok(relays);
     };
     let (v4, v6) = ports::targets(std::slice::from_ref(ep));
